@@ -1,0 +1,1 @@
+"""Consumers of the tick stream: reading shards back, and (next) the aggregator and local runner."""

@@ -1,0 +1,1 @@
+"""Domain of tickstream: ticks, their validation and wire format. No AWS imports live here."""

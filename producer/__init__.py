@@ -1,0 +1,1 @@
+"""The producer: tick sources, KPL aggregation per shard, and PutRecords with retries."""

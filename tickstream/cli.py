@@ -1,0 +1,285 @@
+"""`tickstream`: thin commands that parse arguments, build settings once, and call the parts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from consumers.shard_reader import ShardReader, StreamReadError
+from market.ticks import InvalidTick, Tick, validate_timestamp
+from producer.kinesis_writer import KinesisError, KinesisStreamWriter
+from producer.pipeline import Pace, ProduceOptions, Producer, ProduceStats
+from producer.sources import BadCsvRow, CsvReplay, SyntheticMarket
+from tickstream.aws_clients import AwsClients
+from tickstream.demo import run_demo
+from tickstream.embedded_aws import EmbeddedAws, EmbeddedAwsError
+from tickstream.settings import Settings, SettingsError
+from tickstream.stack import StackDeployer, StackError, translate_template
+
+DEFAULT_SYMBOLS = "AAPL,MSFT,GOOG,AMZN,NVDA,META,TSLA,JPM"
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+out = Console()
+err = Console(stderr=True)
+
+
+class State:
+    settings: Settings
+
+
+state = State()
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@app.callback()
+def main(
+    aws: Annotated[
+        bool, typer.Option("--aws", help="Use real AWS (region and profile from the environment).")
+    ] = False,
+) -> None:
+    """tickstream: market ticks through Kinesis into OHLC bars and charts, on AWS or locally."""
+    try:
+        state.settings = Settings.from_environment(os.environ, real_aws=aws)
+    except SettingsError as exc:
+        raise fail(str(exc)) from exc
+
+
+def _deployer(clients: AwsClients) -> StackDeployer:
+    return StackDeployer(clients.client("cloudformation"), state.settings.stack_name)
+
+
+@app.command()
+def up(
+    shards: Annotated[int, typer.Option(min=1, max=500, help="Open shards of the tick stream.")] = 4,
+) -> None:
+    """Start the embedded AWS (unless AWS_ENDPOINT_URL is set) and deploy infra/template.yaml to it."""
+    settings = state.settings
+    if settings.embedded:
+        local = EmbeddedAws(settings.state_dir, settings.port)
+        try:
+            started = local.start()
+        except EmbeddedAwsError as exc:
+            raise fail(str(exc)) from exc
+        out.print(f"{'started' if started else 'reusing'} moto server at {local.url} (log {local.log_file})")
+    clients = AwsClients(settings)
+    try:
+        template = translate_template(settings.template_path, settings.region)
+        outputs, action = _deployer(clients).deploy(template, {"ShardCount": str(shards)})
+    except StackError as exc:
+        raise fail(str(exc)) from exc
+    out.print(f"stack {settings.stack_name} {action} on {settings.target}: stream {outputs.StreamName}")
+
+
+@app.command()
+def down() -> None:
+    """Stop the embedded AWS that `up` started (its state goes with it)."""
+    settings = state.settings
+    if not settings.embedded:
+        raise fail("down stops the embedded moto server only; delete a remote stack with your usual tools")
+    stopped = EmbeddedAws(settings.state_dir, settings.port).stop()
+    out.print("stopped moto server" if stopped else "no moto server of ours was running")
+
+
+@app.command()
+def status() -> None:
+    """Stream and shards, DLQ depth, and where everything is."""
+    clients = AwsClients(state.settings)
+    try:
+        outputs = _deployer(clients).outputs()
+        shards = ShardReader(clients.client("kinesis"), outputs.StreamName).shards()
+        dlq = clients.client("sqs").get_queue_attributes(
+            QueueUrl=outputs.DeadLetterQueueUrl, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
+    except (StackError, StreamReadError) as exc:
+        raise fail(str(exc)) from exc
+    out.print(f"target  {state.settings.target}")
+    out.print(f"stream  {outputs.StreamName}: {sum(s.is_open for s in shards)} open / {len(shards)} shards")
+    table = Table("shard", "state", "parent", "hash keys from", "to")
+    for s in shards:
+        table.add_row(
+            s.shard_id,
+            "open" if s.is_open else "closed",
+            s.parent_shard_id or "",
+            f"{s.starting_hash_key:.3e}",
+            f"{s.ending_hash_key:.3e}",
+        )
+    out.print(table)
+    out.print(f"bars    table {outputs.BarsTableName}")
+    out.print(f"data    s3://{outputs.DataBucketName}/   site s3://{outputs.SiteBucketName}/")
+    out.print(f"DLQ     {dlq} message(s) in {outputs.DeadLetterQueueUrl}")
+
+
+def _start_ms(text: str | None) -> int:
+    if text is None:
+        return int(time.time() * 1000)
+    try:
+        return validate_timestamp(int(text) if text.isdigit() else text)
+    except InvalidTick as exc:
+        raise fail(f"--start: {exc}") from exc
+
+
+def _install_stop_handlers() -> threading.Event:
+    """SIGINT and SIGTERM stop reading the source; what is buffered is still flushed."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        err.print(f"{signal.Signals(signum).name}: flushing buffered ticks, then stopping")
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    return stop
+
+
+def _summary(stats: ProduceStats) -> str:
+    rate = stats.ticks_accepted / stats.elapsed_s if stats.elapsed_s > 0 else 0.0
+    errors = ", ".join(f"{code} x{n}" for code, n in sorted(stats.entry_errors.items()))
+    return (
+        f"produced {stats.ticks_read} ticks: {stats.ticks_accepted} accepted "
+        f"in {stats.records_accepted} records "
+        f"({stats.put_calls} PutRecords calls), {stats.ticks_retried} retried, {stats.ticks_failed} failed"
+        f"{'; entry errors: ' + errors if errors else ''}; {rate:,.0f} ticks/s over {stats.elapsed_s:.1f}s"
+    )
+
+
+def run_producer(
+    ticks: Iterator[Tick], options: ProduceOptions, clients: AwsClients, stream_name: str, total: int | None
+) -> ProduceStats:
+    producer = Producer(KinesisStreamWriter(clients.client("kinesis"), stream_name), options)
+    stop = _install_stop_handlers()
+    if not sys.stdout.isatty():
+        return producer.run(ticks, stop)
+    columns = (
+        TextColumn("[bold]producing"),
+        BarColumn(),
+        TextColumn(
+            "{task.fields[accepted]:,} accepted  {task.fields[rate]:,.0f} ticks/s  "
+            "{task.fields[failed]} failed"
+        ),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=out, transient=True) as progress:
+        task = progress.add_task("produce", total=total, accepted=0, rate=0.0, failed=0)
+
+        def show(stats: ProduceStats) -> None:
+            rate = stats.ticks_accepted / stats.elapsed_s if stats.elapsed_s else 0.0
+            progress.update(
+                task,
+                completed=stats.ticks_read,
+                accepted=stats.ticks_accepted,
+                rate=rate,
+                failed=stats.ticks_failed,
+            )
+
+        return producer.run(ticks, stop, show)
+
+
+@app.command()
+def produce(
+    source: Annotated[str, typer.Option(help="'synthetic' or 'csv:<path>'.")] = "synthetic",
+    symbols: Annotated[str, typer.Option(help="Comma-separated symbols (synthetic).")] = DEFAULT_SYMBOLS,
+    rate: Annotated[
+        float, typer.Option(min=0.001, help="Ticks per second of event time (synthetic).")
+    ] = 1000.0,
+    duration: Annotated[float | None, typer.Option(min=0.0, help="Seconds of ticks (synthetic).")] = None,
+    count: Annotated[int | None, typer.Option(min=0, help="Number of ticks (synthetic).")] = None,
+    seed: Annotated[int, typer.Option(help="Same seed and --start give the same ticks.")] = 1,
+    start: Annotated[
+        str | None, typer.Option(help="First event time: epoch ms or ISO-8601 (default now).")
+    ] = None,
+    pace: Annotated[
+        Pace, typer.Option(help="realtime follows event time; max sends as fast as possible.")
+    ] = Pace.REALTIME,
+    aggregate: Annotated[
+        bool, typer.Option(help="KPL-aggregate per shard (--no-aggregate: plain records).")
+    ] = True,
+    skip_bad: Annotated[bool, typer.Option(help="Count and skip bad CSV rows instead of stopping.")] = False,
+    max_attempts: Annotated[
+        int, typer.Option(min=1, help="Tries per record before it counts as failed.")
+    ] = 10,
+    linger_ms: Annotated[int, typer.Option(min=0, help="Longest a partly full aggregate waits.")] = 100,
+) -> None:
+    """Push ticks into the stream; exits non-zero if any tick was not accepted."""
+    clients = AwsClients(state.settings)
+    try:
+        stream_name = _deployer(clients).outputs().StreamName
+    except StackError as exc:
+        raise fail(str(exc)) from exc
+    options = ProduceOptions(
+        aggregate=aggregate, pace=pace, linger_s=linger_ms / 1000, max_attempts=max_attempts
+    )
+    csv_source: CsvReplay | None = None
+    if source == "synthetic":
+        if duration is None and count is None:
+            err.print("no --duration or --count: producing until interrupted (Ctrl-C flushes and stops)")
+        market = SyntheticMarket(
+            [s.strip() for s in symbols.split(",") if s.strip()],
+            rate,
+            seed,
+            _start_ms(start),
+            count,
+            duration,
+        )
+        ticks = market.ticks()
+        total = count if count is not None else (int(duration * rate) if duration is not None else None)
+    elif source.startswith("csv:"):
+        csv_source = CsvReplay(Path(source.removeprefix("csv:")), skip_bad=skip_bad)
+        ticks, total = csv_source.ticks(), None
+    else:
+        raise fail(f"--source {source!r}: expected 'synthetic' or 'csv:<path>'")
+    try:
+        stats = run_producer(ticks, options, clients, stream_name, total)
+    except (BadCsvRow, InvalidTick, OSError) as exc:
+        raise fail(str(exc)) from exc
+    except KinesisError as exc:
+        raise fail(str(exc)) from exc
+    out.print(_summary(stats))
+    if csv_source is not None and csv_source.bad_rows:
+        out.print(f"skipped {csv_source.bad_rows} bad CSV row(s)")
+    if stats.fatal_error:
+        err.print(f"[bold red]error:[/] {stats.fatal_error}")
+    if not stats.complete:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    seconds: Annotated[float, typer.Option(min=1.0, help="Seconds of ticks to produce.")] = 5.0,
+    rate: Annotated[float, typer.Option(min=1.0, help="Ticks per second.")] = 2000.0,
+) -> None:
+    """The main job end to end on the embedded default: up, produce, read every shard back."""
+    up(shards=4)
+    clients = AwsClients(state.settings)
+    stream_name = _deployer(clients).outputs().StreamName
+    market = SyntheticMarket(
+        DEFAULT_SYMBOLS.split(","), rate, seed=int(time.time()), start_ms=_start_ms(None), duration_s=seconds
+    )
+    out.print(
+        f"producing {seconds:.0f}s of ticks at {rate:,.0f}/s "
+        f"for {len(market.symbols)} symbols (run {market.run_id()})"
+    )
+    stats = run_producer(market.ticks(), ProduceOptions(), clients, stream_name, int(seconds * rate))
+    out.print(_summary(stats))
+    ok = run_demo(out, clients, stream_name, market.run_id(), stats)
+    out.print(
+        f"demo finished at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC; `tickstream down` stops the local AWS"
+    )
+    if not ok:
+        raise typer.Exit(1)

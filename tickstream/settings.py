@@ -1,0 +1,76 @@
+"""Settings read once from the environment at start; everything else receives them as arguments.
+
+Real AWS is reached only when asked for (`--aws`); otherwise every client points at the local
+stack, so a stray credential in the environment can never touch a real account by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+DEFAULT_PORT = 4566
+DEFAULT_REGION = "us-east-1"
+DEFAULT_STACK = "tickstream"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_PATH = PROJECT_ROOT / "infra" / "template.yaml"
+
+
+class SettingsError(ValueError):
+    """An environment value that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    endpoint_url: str | None
+    embedded: bool
+    port: int
+    region: str
+    profile: str | None
+    stack_name: str
+    state_dir: Path
+    template_path: Path
+    local_credentials: bool
+
+    @property
+    def target(self) -> str:
+        if self.endpoint_url is None:
+            return f"AWS ({self.region}{', profile ' + self.profile if self.profile else ''})"
+        return f"{'embedded moto' if self.embedded else 'endpoint'} {self.endpoint_url}"
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str], *, real_aws: bool = False) -> Settings:
+        port = _port(env.get("TICKSTREAM_PORT", str(DEFAULT_PORT)))
+        endpoint = env.get("AWS_ENDPOINT_URL") or None
+        if endpoint is not None:
+            parsed = urlparse(endpoint)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise SettingsError(f"AWS_ENDPOINT_URL={endpoint!r} must be an http(s) URL")
+        if real_aws and endpoint is not None:
+            raise SettingsError("--aws targets AWS itself: unset AWS_ENDPOINT_URL, or drop --aws to use it")
+        embedded = not real_aws and endpoint is None
+        if embedded:
+            endpoint = f"http://127.0.0.1:{port}"
+        stack = env.get("TICKSTREAM_STACK", DEFAULT_STACK)
+        if not stack.replace("-", "").isalnum() or not stack[:1].isalpha():
+            raise SettingsError(f"TICKSTREAM_STACK={stack!r} is not a CloudFormation stack name")
+        profile = env.get("AWS_PROFILE") or None
+        return cls(
+            endpoint_url=endpoint,
+            embedded=embedded,
+            port=port,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION,
+            profile=profile,
+            stack_name=stack,
+            state_dir=Path(env.get("TICKSTREAM_STATE_DIR", ".tickstream")).resolve(),
+            template_path=Path(env.get("TICKSTREAM_TEMPLATE", str(TEMPLATE_PATH))),
+            local_credentials=not real_aws and "AWS_ACCESS_KEY_ID" not in env and profile is None,
+        )
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise SettingsError(f"TICKSTREAM_PORT={text!r} must be a TCP port number")
+    return int(text)
