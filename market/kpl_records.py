@@ -24,10 +24,9 @@ _WIRE_VARINT = 0
 _WIRE_FIXED64 = 1
 _WIRE_LENGTH = 2
 _WIRE_FIXED32 = 5
-_TAG_PK_TABLE = 0x0A  # field 1, length-delimited
-_TAG_RECORD = 0x1A  # field 3, length-delimited
-_TAG_PK_INDEX = 0x08  # field 1, varint
-_TAG_DATA = 0x1A  # field 3, length-delimited
+# Tags used as byte literals when encoding: 0x0A pk table entry (field 1, length-delimited), 0x1A
+# record (field 3, length-delimited), and inside a record 0x08 key index (field 1, varint) and
+# 0x1A data (field 3, length-delimited).
 
 
 class CorruptAggregate(ValueError):
@@ -42,9 +41,7 @@ class UserRecord:
     sub_sequence: int
 
 
-def _varint(value: int) -> bytes:
-    if value < 0x80:
-        return bytes((value,))
+def _encode_varint(value: int) -> bytes:
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -53,8 +50,12 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _varint_len(value: int) -> int:
-    return (value.bit_length() + 6) // 7 or 1
+# Lengths inside a 1 MiB record rarely pass 2**14: their varints are looked up, not computed.
+_SMALL_VARINTS = [_encode_varint(v) for v in range(1 << 14)]
+
+
+def _varint(value: int) -> bytes:
+    return _SMALL_VARINTS[value] if value < 1 << 14 else _encode_varint(value)
 
 
 class AggregateBuilder:
@@ -64,7 +65,8 @@ class AggregateBuilder:
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_AGGREGATE_BYTES) -> None:
         self._max_bytes = max_bytes
-        self._keys: dict[str, int] = {}
+        # partition key -> its encoded index field (tag 1, varint), ready to be spliced into records
+        self._keys: dict[str, bytes] = {}
         self._body: list[bytes] = []
         self._count = 0
         self._first_key = ""
@@ -85,35 +87,27 @@ class AggregateBuilder:
 
     def try_add(self, partition_key: str, data: bytes) -> bool:
         """Adds the record if it fits; a False answer means: flush, then add to a fresh builder."""
-        index = self._keys.get(partition_key)
-        added = 0
+        index_field = self._keys.get(partition_key)
         key_entry = b""
-        if index is None:
-            index = len(self._keys)
+        added = 0
+        if index_field is None:
             key_bytes = partition_key.encode()
-            key_entry = bytes((_TAG_PK_TABLE,)) + _varint(len(key_bytes)) + key_bytes
-            added += len(key_entry)
-            if self._count == 0:
-                added += len(key_bytes)
-        inner_len = 1 + _varint_len(index) + 1 + _varint_len(len(data)) + len(data)
-        added += 1 + _varint_len(inner_len) + inner_len
+            key_entry = b"\x0a" + _varint(len(key_bytes)) + key_bytes
+            index_field = b"\x08" + _varint(len(self._keys))
+            added = len(key_entry) + (len(key_bytes) if self._count == 0 else 0)
+        data_len = _varint(len(data))
+        inner_len = len(index_field) + 1 + len(data_len) + len(data)
+        record_len = _varint(inner_len)
+        added += 1 + len(record_len) + inner_len
         if self._size + added > self._max_bytes and self._count > 0:
             return False
         if key_entry:
             # Repeated protobuf fields may interleave: a key entry precedes the first record using it.
-            self._keys[partition_key] = index
+            self._keys[partition_key] = index_field
             self._body.append(key_entry)
             if self._count == 0:
                 self._first_key = partition_key
-        self._body.append(
-            bytes((_TAG_RECORD,))
-            + _varint(inner_len)
-            + bytes((_TAG_PK_INDEX,))
-            + _varint(index)
-            + bytes((_TAG_DATA,))
-            + _varint(len(data))
-            + data
-        )
+        self._body.append(b"\x1a" + record_len + index_field + b"\x1a" + data_len + data)
         self._size += added
         self._count += 1
         return True

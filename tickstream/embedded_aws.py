@@ -18,6 +18,14 @@ READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 
 
+def free_local_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now, for a server of our own."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 class EmbeddedAwsError(RuntimeError):
     """The local moto server could not be started or reached; the message says what to look at."""
 

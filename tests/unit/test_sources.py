@@ -1,0 +1,102 @@
+"""Synthetic and CSV sources: determinism, unique ids, and clear errors for bad rows."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from producer.sources import BadCsvRow, CsvReplay, SyntheticMarket
+
+START = 1_795_000_000_000
+
+
+def market(**overrides: object) -> SyntheticMarket:
+    settings: dict[str, object] = {
+        "symbols": ["AAPL", "MSFT", "GOOG"],
+        "rate": 500.0,
+        "seed": 3,
+        "start_ms": START,
+        "count": 2000,
+    }
+    settings.update(overrides)
+    return SyntheticMarket(**settings)  # type: ignore[arg-type]
+
+
+def test_same_seed_and_start_give_the_same_ticks() -> None:
+    assert list(market().ticks()) == list(market().ticks())
+    assert list(market().ticks()) != list(market(seed=4).ticks())
+
+
+def test_ids_are_unique_and_differ_between_runs() -> None:
+    first = [t.id for t in market().ticks()]
+    assert len(set(first)) == len(first)
+    assert not set(first) & {t.id for t in market(start_ms=START + 1).ticks()}
+
+
+def test_prices_are_cents_sizes_positive_times_ordered_and_rate_respected() -> None:
+    ticks = list(market(count=None, duration_s=20.0).ticks())
+    assert 8000 < len(ticks) < 12000
+    assert all(t.price == t.price.quantize(Decimal("0.01")) and t.price > 0 for t in ticks)
+    assert all(t.size >= 1 for t in ticks)
+    assert [t.ts_ms for t in ticks] == sorted(t.ts_ms for t in ticks)
+    assert ticks[0].ts_ms >= START
+    assert ticks[-1].ts_ms < START + 20_000
+
+
+def test_bad_symbol_in_the_market_is_refused() -> None:
+    with pytest.raises(ValueError, match="symbol"):
+        list(market(symbols=["BRK/B"]).ticks())
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "ticks.csv"
+    path.write_text(text)
+    return path
+
+
+def test_csv_replay_reads_ticks_and_gives_stable_ids(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "symbol,price,size,ts\nAAPL,189.23,100,1795475844085\nMSFT,410.5,,2026-11-02T14:30:00\n"
+    )
+    ticks = list(CsvReplay(path).ticks())
+    assert [(t.symbol, t.price, t.size) for t in ticks] == [
+        ("AAPL", Decimal("189.23"), Decimal(100)),
+        ("MSFT", Decimal("410.5"), Decimal(0)),
+    ]
+    assert [t.id for t in CsvReplay(path).ticks()] == [t.id for t in ticks]
+    assert len({t.id for t in ticks}) == 2
+
+
+def test_csv_keeps_given_ids(tmp_path: Path) -> None:
+    path = write(tmp_path, "symbol,price,size,ts,id\nAAPL,1,1,1000,trade-9\n")
+    assert [t.id for t in CsvReplay(path).ticks()] == ["trade-9"]
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("AA/PL,1,1,1000", "symbol"),
+        ("AAPL,abc,1,1000", "price"),
+        ("AAPL,-2,1,1000", "price"),
+        ("AAPL,1,-1,1000", "size"),
+        ("AAPL,1,1,soon", "ts"),
+    ],
+)
+def test_bad_csv_row_names_file_and_line(tmp_path: Path, row: str, message: str) -> None:
+    path = write(tmp_path, f"symbol,price,size,ts\nAAPL,1,1,1000\n{row}\n")
+    with pytest.raises(BadCsvRow, match=rf"ticks\.csv:3: .*{message}"):
+        list(CsvReplay(path).ticks())
+
+
+def test_skip_bad_counts_and_goes_on(tmp_path: Path) -> None:
+    path = write(tmp_path, "symbol,price,size,ts\nAAPL,1,1,1000\nAAPL,0,1,1000\nBAD/,1,1,1\nMSFT,2,2,2000\n")
+    replay = CsvReplay(path, skip_bad=True)
+    assert [t.symbol for t in replay.ticks()] == ["AAPL", "MSFT"]
+    assert replay.bad_rows == 2
+
+
+def test_missing_column_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(BadCsvRow, match="lacks column"):
+        list(CsvReplay(write(tmp_path, "symbol,price,ts\nAAPL,1,1000\n")).ticks())

@@ -1,0 +1,110 @@
+"""The tick contract: what is accepted, what is rejected and with which reason."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from market.ticks import (
+    InvalidTick,
+    RejectReason,
+    Tick,
+    decode_tick,
+    encode_tick,
+    tick_from_object,
+)
+
+GOOD = {"symbol": "AAPL", "price": 189.23, "size": 100, "ts": 1795475844085, "id": "p7f3:000000042"}
+
+
+def test_native_tick_is_accepted_with_exact_decimals() -> None:
+    tick = decode_tick(b'{"symbol":"AAPL","price":189.230000000000000001,"size":100,"ts":1795475844085}')
+    assert tick == Tick("AAPL", Decimal("189.230000000000000001"), Decimal(100), 1795475844085)
+
+
+def test_aws_tutorial_record_is_accepted() -> None:
+    tick = decode_tick(b'{"EVENT_TIME": "2020-03-11T06:27:36.443754", "TICKER": "AAPL", "PRICE": 54.96}')
+    assert tick == Tick("AAPL", Decimal("54.96"), Decimal(0), 1583908056443)
+
+
+def test_absent_size_means_zero_and_iso_without_zone_is_utc() -> None:
+    tick = tick_from_object({"symbol": "X.Y-Z", "price": 1, "ts": "1970-01-01T00:00:01"})
+    assert (tick.size, tick.ts_ms) == (Decimal(0), 1000)
+    assert tick_from_object({"symbol": "A", "price": 1, "ts": "1970-01-01T01:00:01+01:00"}).ts_ms == 1000
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("symbol", "BRK/B", RejectReason.BAD_SYMBOL),
+        ("symbol", "..", RejectReason.BAD_SYMBOL),
+        ("symbol", "<script>", RejectReason.BAD_SYMBOL),
+        ("symbol", "A B", RejectReason.BAD_SYMBOL),
+        ("symbol", "", RejectReason.BAD_SYMBOL),
+        ("symbol", "A" * 33, RejectReason.BAD_SYMBOL),
+        ("symbol", 42, RejectReason.BAD_SYMBOL),
+        ("price", float("nan"), RejectReason.BAD_PRICE),
+        ("price", float("inf"), RejectReason.BAD_PRICE),
+        ("price", Decimal("NaN"), RejectReason.BAD_PRICE),
+        ("price", 0, RejectReason.BAD_PRICE),
+        ("price", -1.5, RejectReason.BAD_PRICE),
+        ("price", "1.5", RejectReason.BAD_PRICE),
+        ("price", True, RejectReason.BAD_PRICE),
+        ("price", None, RejectReason.BAD_PRICE),
+        ("size", -1, RejectReason.BAD_SIZE),
+        ("size", float("-inf"), RejectReason.BAD_SIZE),
+        ("size", "100", RejectReason.BAD_SIZE),
+        ("ts", "yesterday", RejectReason.BAD_TIMESTAMP),
+        ("ts", 1.5e12, RejectReason.BAD_TIMESTAMP),
+        ("ts", True, RejectReason.BAD_TIMESTAMP),
+        ("ts", -1, RejectReason.BAD_TIMESTAMP),
+        ("ts", 10**15, RejectReason.BAD_TIMESTAMP),
+        ("ts", None, RejectReason.BAD_TIMESTAMP),
+        ("id", "", RejectReason.BAD_ID),
+        ("id", "x" * 129, RejectReason.BAD_ID),
+        ("id", 7, RejectReason.BAD_ID),
+    ],
+)
+def test_bad_fields_are_rejected_with_reason_and_field_name(
+    field: str, value: object, reason: RejectReason
+) -> None:
+    with pytest.raises(InvalidTick) as caught:
+        tick_from_object({**GOOD, field: value})
+    assert caught.value.reason is reason
+    assert field in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\xff\xfe{}", RejectReason.BAD_UTF8),
+        (b'{"symbol": "AAPL", ', RejectReason.MALFORMED_JSON),
+        (b'{"symbol":"A","price":NaN,"ts":1}', RejectReason.MALFORMED_JSON),
+        (b"[1, 2]", RejectReason.NOT_AN_OBJECT),
+        (b'"AAPL"', RejectReason.NOT_AN_OBJECT),
+    ],
+)
+def test_undecodable_records_are_rejected(data: bytes, reason: RejectReason) -> None:
+    with pytest.raises(InvalidTick) as caught:
+        decode_tick(data)
+    assert caught.value.reason is reason
+
+
+symbols = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,31}", fullmatch=True)
+positive = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal(10**9), allow_nan=False, places=4)
+ticks = st.builds(
+    Tick,
+    symbol=symbols,
+    price=positive,
+    size=st.decimals(min_value=0, max_value=10**9, allow_nan=False, places=2),
+    ts_ms=st.integers(min_value=0, max_value=253_402_300_799_999),
+    id=st.none() | st.text(min_size=1, max_size=128),
+)
+
+
+@given(ticks)
+def test_encode_then_decode_gives_the_same_tick(tick: Tick) -> None:
+    assert decode_tick(encode_tick(tick)) == tick
