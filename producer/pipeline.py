@@ -185,7 +185,10 @@ class Producer:
                     self.stats.ticks_accepted += record.tick_count
                     self.stats.records_accepted += 1
                     self.stats.accepted_by_shard[outcome.shard_id or "?"] += record.tick_count
-                    if outcome.shard_id != record.shard_id:
+                    # Only a record routed by the current map says the map is stale; ones drained
+                    # from an older map are expected to land elsewhere.
+                    current = self._aggregators.shard_map.by_id
+                    if outcome.shard_id != record.shard_id and record.shard_id in current:
                         self._refresh_needed = True
                 else:
                     failed.append(record)

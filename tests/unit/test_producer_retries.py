@@ -12,7 +12,7 @@ from market.ticks import encode_tick
 from producer.batching import OutgoingRecord
 from producer.kinesis_writer import KinesisUnavailable, PutOutcome, StreamNotFound
 from producer.pipeline import Pace, ProduceOptions, Producer
-from producer.shard_map import MAX_HASH_KEY, ShardRange
+from producer.shard_map import MAX_HASH_KEY, ShardMap, ShardRange, hash_key
 from producer.sources import SyntheticMarket
 
 HALF = (MAX_HASH_KEY + 1) // 2
@@ -25,6 +25,7 @@ class ScriptedStream:
     def __init__(self, decide: Callable[[int, OutgoingRecord], PutOutcome | Exception]) -> None:
         self.decide = decide
         self.calls: list[list[bytes]] = []
+        self.records: list[OutgoingRecord] = []
         self.stored: list[bytes] = []
         self.shard_reads = 0
         self.shards = TWO_SHARDS
@@ -35,6 +36,7 @@ class ScriptedStream:
 
     def put_records(self, records: Sequence[OutgoingRecord]) -> list[PutOutcome]:
         self.calls.append([r.data for r in records])
+        self.records.extend(records)
         outcomes = []
         for record in records:
             decision = self.decide(len(self.calls), record)
@@ -135,11 +137,29 @@ def test_a_vanished_stream_fails_what_is_buffered_and_accounts_for_every_tick() 
     assert stats.ticks_accepted + stats.ticks_failed == stats.ticks_read
 
 
-def test_an_answer_from_another_shard_reads_the_shard_map_again() -> None:
-    stream = ScriptedStream(lambda _c, r: PutOutcome("shardId-000000000009", "1"))
+def test_after_a_split_the_producer_follows_the_children() -> None:
+    parent = [ShardRange("parent", 0, MAX_HASH_KEY)]
+    children = TWO_SHARDS
+    stream = ScriptedStream(lambda _c, r: ok(r))
+    stream.shards = parent
+
+    def answer_from_owner(_call: int, record: OutgoingRecord) -> PutOutcome:
+        # As Kinesis does after the split: the open child owning the hash key takes the record.
+        key = int(record.explicit_hash_key) if record.explicit_hash_key else hash_key(record.partition_key)
+        owner = next(s for s in children if s.starting_hash_key <= key <= s.ending_hash_key)
+        return PutOutcome(owner.shard_id, "1")
+
+    stream.decide = answer_from_owner
     run, _ = producer(stream)
-    stats = run.run(ticks(50).ticks())
+    stream.shards = children  # the split happens after the producer read the map
+    stats = run.run(ticks(3000).ticks())
     assert stats.complete
-    assert stats.shard_map_refreshes >= 1
-    assert stream.shard_reads >= 2
-    assert stats.accepted_by_shard == Counter({"shardId-000000000009": 50})
+    assert stats.shard_map_refreshes == 1
+    assert stream.shard_reads == 2
+    owners = ShardMap(children)
+    rerouted = [r for r in stream.records if r.shard_id != "parent"]
+    assert sum(r.tick_count for r in rerouted) > 2500
+    for record in rerouted:
+        assert {owners.shard_for(u.partition_key).shard_id for u in decode_aggregate(record.data)} == {
+            record.shard_id
+        }
