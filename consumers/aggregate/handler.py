@@ -1,0 +1,99 @@
+"""Lambda entry point of the aggregator: parse the event, call the service, shape the response.
+
+With a tumbling window, partial bars travel in `state` and are written once, at the final
+invoke of the window; without one, each batch is written as it comes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from consumers.aggregate.bars_table import BarsTable
+from consumers.aggregate.data_lake import DataLake
+from consumers.aggregate.logic import RawRecord, WindowState
+from consumers.aggregate.service import Aggregator, AggregatorConfig
+from consumers.aggregate.settings import AggregatorSettings
+
+logger = Logger(service="aggregator")
+metrics = Metrics(namespace="tickstream", service="aggregator")
+_aggregator: Aggregator | None = None
+
+
+def _build() -> Aggregator:
+    """Clients and settings once per cold start, not per invocation."""
+    settings = AggregatorSettings.from_environment(os.environ)
+    return Aggregator(
+        BarsTable(boto3.client("dynamodb"), settings.bars_table),
+        DataLake(boto3.client("s3"), settings.data_bucket),
+        AggregatorConfig(settings.intervals, settings.late_after_ms),
+    )
+
+
+def raw_records(event: KinesisStreamEvent) -> list[RawRecord]:
+    return [
+        RawRecord(
+            record.event_id.split(":", 1)[0],
+            record.kinesis.sequence_number,
+            int(record.kinesis.approximate_arrival_timestamp * 1000),
+            record.kinesis.partition_key,
+            record.kinesis.data_as_bytes(),
+        )
+        for record in event.records
+    ]
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(log_event=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    global _aggregator  # noqa: PLW0603 - the cold-start cache Lambda reuses between invocations
+    if _aggregator is None:
+        _aggregator = _build()
+    kinesis_event = KinesisStreamEvent(event)
+    records = raw_records(kinesis_event)
+    windowed = "window" in event
+    shard_id = event.get("shardId") or (records[0].shard_id if records else "unknown")
+    state = WindowState.from_json(event.get("state")) if windowed else WindowState()
+    report = _aggregator.take(shard_id, records, state)
+    metrics.add_metric("TicksProcessed", MetricUnit.Count, report.counts.taken)
+    metrics.add_metric("DuplicateTicksDropped", MetricUnit.Count, report.counts.duplicates)
+    metrics.add_metric("RedeliveredTicksSkipped", MetricUnit.Count, report.counts.redelivered)
+    metrics.add_metric("LateTicks", MetricUnit.Count, report.counts.late)
+    for reason, count in report.rejected.items():
+        metrics.add_metric(f"TicksRejected_{reason}", MetricUnit.Count, count)
+    response: dict[str, Any] = {"batchItemFailures": []}
+    final = not windowed or bool(event.get("isFinalInvokeForWindow"))
+    if final:
+        flushed = _aggregator.flush(shard_id, state)
+        metrics.add_metric("BarsWritten", MetricUnit.Count, flushed.bars_written)
+        if flushed.failed_minutes:
+            if windowed:
+                raise RuntimeError(f"bars not written: {flushed.failed_minutes[:5]}")
+            lowest = min(state.minutes[k].low for k in flushed.failed_minutes)
+            response["batchItemFailures"] = [{"itemIdentifier": str(lowest[0])}]
+        state = WindowState()
+    logger.info(
+        "batch",
+        extra={
+            "shard_id": shard_id,
+            "records": len(records),
+            "first_sequence": records[0].sequence_number if records else None,
+            "last_sequence": records[-1].sequence_number if records else None,
+            "window": event.get("window"),
+            "final": final,
+            "ticks": report.ticks,
+            "taken": report.counts.taken,
+            "duplicates": report.counts.duplicates,
+            "redelivered": report.counts.redelivered,
+            "rejected": sum(report.rejected.values()),
+        },
+    )
+    if windowed:
+        response["state"] = state.to_json()
+    return response

@@ -1,0 +1,154 @@
+"""One invocation's work: take records into the window, and write the window's bars once."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from consumers.aggregate.bars_table import BarsTableError, VersionConflict
+from consumers.aggregate.data_lake import bar_row, day_of
+from consumers.aggregate.logic import (
+    AccumulateCounts,
+    ConcurrentWriter,
+    MinuteBookkeeping,
+    MinuteKey,
+    PartialMinute,
+    RawRecord,
+    Rejection,
+    StoredBar,
+    WindowState,
+    accumulate,
+    apply_partial,
+    explode,
+    fold_minute,
+)
+from market.bars import BASE_INTERVAL, Bar, bucket_start
+
+# Tries of one bar's read-merge-write when another writer keeps changing it underneath.
+MAX_CONFLICT_RETRIES = 5
+
+
+class BarsStore(Protocol):
+    """What the service needs of the bars table (consumers.aggregate.bars_table.BarsTable)."""
+
+    def minute_bookkeeping(
+        self, shard_id: str, keys: Iterable[MinuteKey]
+    ) -> dict[MinuteKey, MinuteBookkeeping]: ...
+
+    def get_bars(self, keys: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], StoredBar]: ...
+
+    def get_bar(self, symbol: str, interval: str, start: int) -> StoredBar: ...
+
+    def put_bar(self, bar: StoredBar, now: float | None = None) -> None: ...
+
+
+class Lake(Protocol):
+    """What the service needs of the data bucket (consumers.aggregate.data_lake.DataLake)."""
+
+    def quarantine(self, rejections: Iterable[Rejection]) -> int: ...
+
+    def merge_day_file(
+        self, interval: str, symbol: str, day: str, rows: Iterable[dict[str, Any]]
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class AggregatorConfig:
+    intervals: tuple[str, ...]
+    late_after_ms: int
+
+
+@dataclass
+class TakeReport:
+    ticks: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    counts: AccumulateCounts = field(default_factory=lambda: AccumulateCounts(0, 0, 0, 0))
+
+
+@dataclass
+class FlushReport:
+    bars_written: int = 0
+    failed_minutes: list[MinuteKey] = field(default_factory=list)
+
+
+class Aggregator:
+    def __init__(self, table: BarsStore, lake: Lake, config: AggregatorConfig) -> None:
+        self._table = table
+        self._lake = lake
+        self._config = config
+
+    def take(self, shard_id: str, records: Sequence[RawRecord], state: WindowState) -> TakeReport:
+        """Quarantines what is not a tick and adds the rest to the window, skipping what was taken."""
+        ticks, rejections = explode(records)
+        self._lake.quarantine(rejections)
+        keys = {(t.tick.symbol, bucket_start(t.tick.ts_ms, BASE_INTERVAL)) for t in ticks}
+        stored = self._table.minute_bookkeeping(shard_id, keys)
+        counts = accumulate(state, ticks, stored, self._config.late_after_ms)
+        return TakeReport(len(ticks), Counter(r.reason for r in rejections), counts)
+
+    def flush(self, shard_id: str, state: WindowState) -> FlushReport:
+        """Writes each bar the window touched once: 1m bars first, then the longer ones built from them."""
+        report = FlushReport()
+        now = time.time()
+        minute_keys = sorted(state.minutes)
+        stored = self._table.get_bars([(s, BASE_INTERVAL, m) for s, m in minute_keys])
+        minutes: list[StoredBar] = []
+        for symbol, minute in minute_keys:
+            partial = state.minutes[(symbol, minute)]
+            bar = stored[(symbol, BASE_INTERVAL, minute)]
+
+            def apply(bar: StoredBar, partial: PartialMinute = partial) -> bool:
+                return apply_partial(bar, shard_id, partial)
+
+            try:
+                bar = self._write_with_retry(bar, apply, now, report)
+            except (BarsTableError, ConcurrentWriter):
+                report.failed_minutes.append((symbol, minute))
+                continue
+            minutes.append(bar)
+        touched = list(minutes)
+        for interval in self._config.intervals:
+            if interval == BASE_INTERVAL:
+                continue
+            groups: defaultdict[tuple[str, int], list[StoredBar]] = defaultdict(list)
+            for minute_bar in minutes:
+                groups[(minute_bar.symbol, bucket_start(minute_bar.start * 1000, interval))].append(
+                    minute_bar
+                )
+            longer = self._table.get_bars([(s, interval, start) for s, start in groups])
+            for (symbol, start), group in sorted(groups.items()):
+
+                def fold(bar: StoredBar, group: list[StoredBar] = group) -> bool:
+                    return any([fold_minute(bar, m) for m in group])  # noqa: C419 - fold every minute
+
+                touched.append(self._write_with_retry(longer[(symbol, interval, start)], fold, now, report))
+        self._write_day_files(touched, int(now))
+        return report
+
+    def _write_with_retry(
+        self, bar: StoredBar, merge: Callable[[StoredBar], bool], now: float, report: FlushReport
+    ) -> StoredBar:
+        """merge() says whether it changed the bar; a conflict re-reads the bar and merges again."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            if not merge(bar):
+                return bar
+            try:
+                self._table.put_bar(bar, now)
+            except VersionConflict:
+                bar = self._table.get_bar(bar.symbol, bar.interval, bar.start)
+                continue
+            report.bars_written += 1
+            return bar
+        raise BarsTableError(f"{bar.symbol} {bar.interval} {bar.start}: still conflicting after retries")
+
+    def _write_day_files(self, bars: list[StoredBar], now: int) -> None:
+        files: defaultdict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+        for bar in bars:
+            if bar.acc is not None:
+                row = bar_row(Bar.of(bar.symbol, bar.interval, bar.start, bar.acc), now)
+                files[(bar.interval, bar.symbol, day_of(bar.start))].append(row)
+        for (interval, symbol, day), rows in sorted(files.items()):
+            self._lake.merge_day_file(interval, symbol, day, rows)

@@ -1,0 +1,69 @@
+"""In-memory stand-ins for the bars table and data lake, keeping DynamoDB's conditional-write rules.
+
+For unit tests of the service's logic only; the integration tests run the real adapters on moto.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from consumers.aggregate.bars_table import BarsTableError, VersionConflict
+from consumers.aggregate.logic import MinuteBookkeeping, MinuteKey, Rejection, StoredBar
+from market.bars import BASE_INTERVAL
+
+
+class MemoryBarsTable:
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str, int], StoredBar] = {}
+        self.puts = 0
+        self.fail_after: int | None = None  # raise on the put after this many more
+
+    def minute_bookkeeping(
+        self, shard_id: str, keys: Iterable[MinuteKey]
+    ) -> dict[MinuteKey, MinuteBookkeeping]:
+        found = {}
+        for symbol, minute in keys:
+            bar = self.items.get((symbol, BASE_INTERVAL, minute))
+            if bar is not None:
+                found[(symbol, minute)] = MinuteBookkeeping(bar.watermarks.get(shard_id), set(bar.id_hashes))
+        return found
+
+    def get_bars(self, keys: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], StoredBar]:
+        return {key: copy.deepcopy(self.items[key]) if key in self.items else StoredBar(*key) for key in keys}
+
+    def get_bar(self, symbol: str, interval: str, start: int) -> StoredBar:
+        return self.get_bars([(symbol, interval, start)])[(symbol, interval, start)]
+
+    def put_bar(self, bar: StoredBar, now: float | None = None) -> None:
+        if self.fail_after is not None:
+            if self.fail_after == 0:
+                self.fail_after = None
+                raise BarsTableError("injected crash between two writes")
+            self.fail_after -= 1
+        key = (bar.symbol, bar.interval, bar.start)
+        current = self.items.get(key)
+        if (current.version if current else 0) != bar.version:
+            raise VersionConflict(str(key))
+        bar.version += 1
+        self.items[key] = copy.deepcopy(bar)
+        self.puts += 1
+
+
+class MemoryDataLake:
+    def __init__(self) -> None:
+        self.quarantined: dict[tuple[str, str, int | None], Rejection] = {}
+        self.day_files: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+
+    def quarantine(self, rejections: Iterable[Rejection]) -> int:
+        count = 0
+        for r in rejections:
+            self.quarantined[(r.shard_id, r.sequence_number, r.sub_sequence)] = r
+            count += 1
+        return count
+
+    def merge_day_file(self, interval: str, symbol: str, day: str, rows: Iterable[dict[str, Any]]) -> None:
+        target = self.day_files.setdefault((interval, symbol, day), {})
+        for row in rows:
+            target[row["start"]] = row

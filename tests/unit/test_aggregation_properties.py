@@ -1,0 +1,146 @@
+"""Any batching, windowing, redelivery, crash or replay gives the bars of a pandas recomputation."""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from consumers.aggregate.logic import RawRecord, WindowState
+from consumers.aggregate.service import Aggregator, AggregatorConfig
+from market.bars import DEFAULT_INTERVALS
+from market.kpl_records import AggregateBuilder
+from market.ticks import Tick, encode_tick
+from tests.support.bars_reference import ReferenceTick, reference_bars
+from tests.support.memory_stores import MemoryBarsTable, MemoryDataLake
+
+BASE_MS = 1_795_000_000_000
+SHARD = "shardId-000000000000"
+POISON = [
+    b"{not json",
+    b'{"symbol":"A/B","price":1,"ts":1}',
+    b'{"symbol":"AAPL","price":-1,"ts":1}',
+    b"\xff\xfe",
+]
+
+tick_strategy = st.builds(
+    lambda symbol, cents, size, offset: (symbol, Decimal(cents) / 100, Decimal(size), BASE_MS + offset),
+    st.sampled_from(["AAPL", "MSFT", "X.Y-Z"]),
+    st.integers(min_value=1, max_value=50_000),
+    st.integers(min_value=0, max_value=300),
+    st.integers(min_value=0, max_value=3 * 3_600_000),
+)
+
+
+def cut(data: st.DataObject, items: list[object], max_parts: int) -> list[list[object]]:
+    if not items:
+        return []
+    points = sorted(data.draw(st.sets(st.integers(1, max(1, len(items) - 1)), max_size=max_parts)))
+    bounds = [0, *[p for p in points if p < len(items)], len(items)]
+    return [items[a:b] for a, b in itertools.pairwise(bounds) if a < b]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(tick_strategy, min_size=1, max_size=120), st.data())
+def test_any_delivery_gives_the_reference_bars(
+    raw_ticks: list[tuple[str, Decimal, Decimal, int]], data: st.DataObject
+) -> None:
+    ticks = [Tick(s, p, z, ts, f"id-{i}") for i, (s, p, z, ts) in enumerate(raw_ticks)]
+    # Some ticks are sent again later in another record, with the same id (a producer retry).
+    resent = data.draw(st.lists(st.sampled_from(range(len(ticks))), max_size=10))
+    payloads: list[bytes] = [encode_tick(t) for t in ticks] + [encode_tick(ticks[i]) for i in resent]
+    for poison in data.draw(st.lists(st.sampled_from(POISON), max_size=4)):
+        payloads.insert(data.draw(st.integers(0, len(payloads))), poison)
+
+    # Group consecutive payloads into records: plain, or KPL aggregates of a few.
+    records: list[RawRecord] = []
+    reference: list[ReferenceTick] = []
+    seen_ids: set[str] = set()
+    sequence = 100
+    for group in cut(data, list(payloads), 30):
+        sequence += data.draw(st.integers(1, 1000))
+        parts = [p for p in group if isinstance(p, bytes)]
+        if len(parts) == 1 and data.draw(st.booleans()):
+            records.append(RawRecord(SHARD, str(sequence), BASE_MS, "k", parts[0]))
+            subs = [0]
+        else:
+            builder = AggregateBuilder(1024 * 1024)
+            for part in parts:
+                builder.try_add("k", part)
+            records.append(RawRecord(SHARD, str(sequence), BASE_MS, "k", builder.build()))
+            subs = list(range(len(parts)))
+        for sub, part in zip(subs, parts, strict=True):
+            if part in POISON:
+                continue
+            tick = next(t for t in ticks if encode_tick(t) == part)
+            if tick.id not in seen_ids:
+                seen_ids.add(tick.id or "")
+                reference.append((tick.symbol, tick.price, tick.size, tick.ts_ms, sequence, sub))
+
+    table, lake = MemoryBarsTable(), MemoryDataLake()
+    aggregator = Aggregator(table, lake, AggregatorConfig(DEFAULT_INTERVALS, 60_000))
+
+    def deliver(record_list: list[RawRecord]) -> None:
+        for window in cut(data, list(record_list), 5):
+            state = WindowState()
+            for batch in cut(data, window, 4):
+                for _ in range(data.draw(st.integers(1, 2))):  # a retried batch arrives again
+                    state = WindowState.from_json(state.to_json())  # as Lambda carries it
+                    aggregator.take(SHARD, batch, state)  # type: ignore[arg-type]
+            if data.draw(st.booleans()):
+                table.fail_after = data.draw(st.integers(0, 6))  # crash between two writes
+                try:
+                    aggregator.flush(SHARD, state)
+                except Exception:  # the injected crash; the final invoke is retried
+                    table.fail_after = None
+            aggregator.flush(SHARD, state)
+
+    deliver(records)
+    if data.draw(st.booleans()):
+        deliver(records)  # replay from TRIM_HORIZON a day later
+
+    expected = reference_bars(reference, DEFAULT_INTERVALS)
+    stored = {
+        key: (
+            b.acc.open,
+            b.acc.high,
+            b.acc.low,
+            b.acc.close,
+            b.acc.volume,
+            b.acc.trades,
+            b.acc.vwap,
+            b.acc.first_ts,
+            b.acc.last_ts,
+        )
+        for key, b in table.items.items()
+        if b.acc is not None
+    }
+    assert stored == expected
+    assert len(lake.quarantined) == sum(p in POISON for p in payloads)
+    day_rows = {(i, s, r["start"]): r for (i, s, _), rows in lake.day_files.items() for r in rows.values()}
+    assert {k: (r["open"], r["close"], r["trades"]) for k, r in day_rows.items()} == {
+        (k[1], k[0], k[2]): (v[0], v[3], v[5]) for k, v in expected.items()
+    }
+
+
+def test_writes_per_window_are_the_bars_touched_whatever_the_tick_count() -> None:
+    table, lake = MemoryBarsTable(), MemoryDataLake()
+    aggregator = Aggregator(table, lake, AggregatorConfig(DEFAULT_INTERVALS, 60_000))
+    state = WindowState()
+    records = [
+        RawRecord(
+            SHARD,
+            str(1000 + i),
+            BASE_MS,
+            "k",
+            encode_tick(Tick(sym, Decimal("10.5"), Decimal(1), BASE_MS + i, f"w{i}")),
+        )
+        for i, sym in enumerate(["AAPL", "MSFT"] * 5000)
+    ]
+    for start in range(0, len(records), 500):
+        aggregator.take(SHARD, records[start : start + 500], state)
+    report = aggregator.flush(SHARD, state)
+    # 10,000 ticks of 2 symbols within one minute: 2 symbols x 4 intervals = 8 bars, 8 writes.
+    assert report.bars_written == table.puts == 8
