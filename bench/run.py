@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import boto3
 from aws_kinesis_agg.aggregator import RecordAggregator
 
 from market.ticks import Tick, encode_tick
@@ -25,9 +24,10 @@ from producer.kinesis_writer import KinesisStreamWriter
 from producer.pipeline import Pace, ProduceOptions, Producer
 from producer.shard_map import MAX_HASH_KEY, ShardMap, ShardRange
 from producer.sources import SyntheticMarket
+from tickstream.aws_clients import AwsClients
+from tickstream.deploy import deploy_stack
 from tickstream.embedded_aws import EmbeddedAws, free_local_port
-from tickstream.settings import TEMPLATE_PATH
-from tickstream.stack import StackDeployer, translate_template
+from tickstream.settings import Settings
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 SECTION = "producer"
@@ -99,16 +99,19 @@ def cpu_rows() -> list[Row]:
 
 def delivery_rows() -> list[Row]:
     with tempfile.TemporaryDirectory() as state:
-        local = EmbeddedAws(Path(state), free_local_port())
+        settings = Settings.from_environment(
+            {
+                "TICKSTREAM_PORT": str(free_local_port()),
+                "TICKSTREAM_STATE_DIR": state,
+                "TICKSTREAM_STACK": "bench",
+            }
+        )
+        local = EmbeddedAws(settings.state_dir, settings.port)
         local.start()
         try:
-            session = boto3.Session(
-                aws_access_key_id="bench", aws_secret_access_key="bench", region_name="us-east-1"
-            )
-            cloudformation = session.client("cloudformation", endpoint_url=local.url)
-            kinesis = session.client("kinesis", endpoint_url=local.url)
-            deployer = StackDeployer(cloudformation, "bench")
-            outputs, _ = deployer.deploy(translate_template(TEMPLATE_PATH, "us-east-1"), {"ShardCount": "4"})
+            clients = AwsClients(settings)
+            outputs, _ = deploy_stack(clients, settings, shards=4)
+            kinesis = clients.client("kinesis")
             writer = KinesisStreamWriter(kinesis, outputs.StreamName)
             ticks = make_ticks(DELIVERY_TICKS)
 

@@ -25,9 +25,11 @@ from producer.pipeline import Pace, ProduceOptions, Producer, ProduceStats
 from producer.sources import BadCsvRow, CsvReplay, SyntheticMarket
 from tickstream.aws_clients import AwsClients
 from tickstream.demo import run_demo
+from tickstream.deploy import deploy_stack
 from tickstream.embedded_aws import EmbeddedAws, EmbeddedAwsError
+from tickstream.lambda_artifacts import ArtifactError
 from tickstream.settings import Settings, SettingsError
-from tickstream.stack import StackDeployer, StackError, translate_template
+from tickstream.stack import StackDeployer, StackError
 
 DEFAULT_SYMBOLS = "AAPL,MSFT,GOOG,AMZN,NVDA,META,TSLA,JPM"
 
@@ -78,11 +80,12 @@ def up(
         except EmbeddedAwsError as exc:
             raise fail(str(exc)) from exc
         out.print(f"{'started' if started else 'reusing'} moto server at {local.url} (log {local.log_file})")
+    if settings.endpoint_url is None:
+        raise fail("up deploys to a local stack; deploy to AWS with `sam build && sam deploy --guided`")
     clients = AwsClients(settings)
     try:
-        template = translate_template(settings.template_path, settings.region)
-        outputs, action = _deployer(clients).deploy(template, {"ShardCount": str(shards)})
-    except StackError as exc:
+        outputs, action = deploy_stack(clients, settings, shards)
+    except (StackError, ArtifactError) as exc:
         raise fail(str(exc)) from exc
     out.print(f"stack {settings.stack_name} {action} on {settings.target}: stream {outputs.StreamName}")
 

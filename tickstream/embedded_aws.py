@@ -50,7 +50,8 @@ class EmbeddedAws:
     def answers(self) -> bool:
         """True when a moto server answers on the port (ours or one somebody else started)."""
         try:
-            with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=2) as answer:
+            # The dashboard page is static; data.json would serialize every resource moto holds.
+            with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=5) as answer:
                 return bool(answer.status == 200)
         except (urllib.error.URLError, OSError):
             return False

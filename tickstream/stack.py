@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -44,23 +44,35 @@ class StackOutputs:
     SiteBucketName: str
     DeadLetterQueueUrl: str
     DeadLetterQueueArn: str
+    AggregatorFunctionName: str
+    RunnerCheckpointsTableName: str = ""  # only where the stack was deployed with LocalRunner=true
 
     @classmethod
     def from_stack(cls, stack: dict[str, Any]) -> StackOutputs:
-        values = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        missing = [f.name for f in fields(cls) if f.name not in values]
+        values = output_values(stack)
+        required = [f.name for f in fields(cls) if f.default is MISSING]
+        missing = [name for name in required if name not in values]
         if missing:
             raise StackError(f"stack {stack['StackName']} lacks outputs {', '.join(missing)}")
-        return cls(**{f.name: values[f.name] for f in fields(cls)})
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
 
-def translate_template(path: Path, region: str) -> dict[str, Any]:
+def load_template(path: Path) -> dict[str, Any]:
+    """A template file as a dict, CloudFormation's short forms (!Ref, !GetAtt) included."""
+    template: dict[str, Any] = yaml_parse(path.read_text())
+    return template
+
+
+def translate_template(sam: dict[str, Any], region: str) -> dict[str, Any]:
     """SAM to plain CloudFormation, as `sam deploy` has CloudFormation do it server-side."""
-    sam = yaml_parse(path.read_text())
     translated: dict[str, Any] = Translator(
         None, Parser(), boto_session=boto3.Session(region_name=region)
     ).translate(sam, parameter_values={})
     return translated
+
+
+def output_values(stack: dict[str, Any]) -> dict[str, str]:
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
 class StackDeployer:
@@ -83,8 +95,11 @@ class StackDeployer:
     def outputs(self) -> StackOutputs:
         return StackOutputs.from_stack(self.describe())
 
-    def deploy(self, template: dict[str, Any], parameters: dict[str, str]) -> tuple[StackOutputs, str]:
-        """Creates or updates the stack; unchanged template and parameters change nothing."""
+    def deploy(self, template: dict[str, Any], parameters: dict[str, str]) -> tuple[dict[str, Any], str]:
+        """Creates or updates the stack; unchanged template and parameters change nothing.
+
+        Returns the stack as DescribeStacks shows it, and what was done.
+        """
         body = json.dumps(template, sort_keys=True)
         digest = hashlib.sha256((body + json.dumps(parameters, sort_keys=True)).encode()).hexdigest()
         args: dict[str, Any] = {
@@ -106,7 +121,7 @@ class StackDeployer:
             self._call("create_stack", **args)
             action = "created"
         elif {t["Key"]: t["Value"] for t in existing.get("Tags", [])}.get(TEMPLATE_HASH_TAG) == digest:
-            return StackOutputs.from_stack(existing), "unchanged"
+            return existing, "unchanged"
         else:
             try:
                 self._cf.update_stack(**args)
@@ -114,7 +129,7 @@ class StackDeployer:
                 if "No updates are to be performed" not in str(exc):
                     raise StackError(f"updating stack {self.stack_name}: {exc}") from exc
             action = "updated"
-        return StackOutputs.from_stack(self._wait()), action
+        return self._wait(), action
 
     def _call(self, operation: str, **kwargs: Any) -> None:
         try:
