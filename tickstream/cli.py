@@ -18,18 +18,20 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from consumers.local_runner.aws_io import RunnerIOError
+from consumers.local_runner.runner import LocalRunner, MappingRun
 from consumers.shard_reader import ShardReader, StreamReadError
 from market.ticks import InvalidTick, Tick, validate_timestamp
 from producer.kinesis_writer import KinesisError, KinesisStreamWriter
 from producer.pipeline import Pace, ProduceOptions, Producer, ProduceStats
 from producer.sources import BadCsvRow, CsvReplay, SyntheticMarket
-from tickstream.aws_clients import AwsClients
+from tickstream.aws_clients import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, AwsClients
 from tickstream.demo import run_demo
 from tickstream.deploy import deploy_stack
 from tickstream.embedded_aws import EmbeddedAws, EmbeddedAwsError
 from tickstream.lambda_artifacts import ArtifactError
 from tickstream.settings import Settings, SettingsError
-from tickstream.stack import StackDeployer, StackError
+from tickstream.stack import StackDeployer, StackError, StackOutputs
 
 DEFAULT_SYMBOLS = "AAPL,MSFT,GOOG,AMZN,NVDA,META,TSLA,JPM"
 
@@ -127,6 +129,55 @@ def status() -> None:
     out.print(f"bars    table {outputs.BarsTableName}")
     out.print(f"data    s3://{outputs.DataBucketName}/   site s3://{outputs.SiteBucketName}/")
     out.print(f"DLQ     {dlq} message(s) in {outputs.DeadLetterQueueUrl}")
+
+
+def handler_environment(settings: Settings) -> dict[str, str]:
+    """What in-process handlers need to reach the same local stack as the runner."""
+    environment = {"AWS_REGION": settings.region, "AWS_DEFAULT_REGION": settings.region}
+    if settings.endpoint_url is not None:
+        environment["AWS_ENDPOINT_URL"] = settings.endpoint_url
+    if settings.local_credentials:
+        environment.update(AWS_ACCESS_KEY_ID=LOCAL_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=LOCAL_SECRET_KEY)
+    return environment
+
+
+def run_consumer(clients: AwsClients, outputs: StackOutputs, until_idle: bool) -> list[MappingRun]:
+    if not outputs.RunnerCheckpointsTableName:
+        raise fail("the stack has no runner checkpoints table: deploy it with `tickstream up`")
+    runner = LocalRunner(
+        clients.client, outputs.RunnerCheckpointsTableName, handler_environment(state.settings)
+    )
+    stop = _install_stop_handlers()
+    try:
+        return runner.run(until_idle=until_idle, stop=stop)
+    except RunnerIOError as exc:
+        raise fail(str(exc)) from exc
+
+
+@app.command()
+def consume(
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep polling for new records (the default).")
+    ] = False,
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Stop once every shard is caught up.")
+    ] = False,
+) -> None:
+    """Run the template's event source mappings locally, with Lambda's semantics."""
+    if follow and until_idle:
+        raise fail("--follow and --until-idle exclude each other")
+    clients = AwsClients(state.settings)
+    try:
+        outputs = _deployer(clients).outputs()
+    except StackError as exc:
+        raise fail(str(exc)) from exc
+    for run in run_consumer(clients, outputs, until_idle=until_idle):
+        stats = run.stats()
+        out.print(
+            f"{run.mapping.function_name}: {stats.invokes} invocations, {stats.records_done} records done, "
+            f"{stats.windows_closed} windows closed, {stats.records_discarded} discarded "
+            f"({stats.failure_messages} OnFailure messages)"
+        )
 
 
 def _start_ms(text: str | None) -> int:

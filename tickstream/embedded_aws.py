@@ -63,7 +63,7 @@ class EmbeddedAws:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError):
             return None
-        return pid if b"moto.server" in cmdline else None
+        return pid if b"tickstream.moto_server" in cmdline else None
 
     def start(self) -> bool:
         """Starts the server unless one answers already; True when this call started it."""
@@ -74,7 +74,7 @@ class EmbeddedAws:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                [sys.executable, "-m", "tickstream.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -1,0 +1,210 @@
+"""Data access for the local runner: the only runner module that talks to boto3."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from typing import Any
+
+import orjson
+from botocore.exceptions import BotoCoreError, ClientError
+
+from consumers.local_runner.events import Mapping, SourceRecord
+from consumers.local_runner.invoker import InvocationRecord
+from consumers.local_runner.shard_processor import Fetch, ShardCheckpoint
+from consumers.shard_reader import MAX_RECORDS_PER_GET, ShardInfo, ShardReader
+
+
+class RunnerIOError(RuntimeError):
+    """The local stack could not be read or written; the message names the call."""
+
+
+def kinesis_mappings(lambda_client: Any) -> list[Mapping]:
+    """Enabled Kinesis event source mappings with their function's handler, timeout and environment."""
+    found = []
+    try:
+        for page in lambda_client.get_paginator("list_event_source_mappings").paginate():
+            for esm in page["EventSourceMappings"]:
+                if ":kinesis:" not in esm["EventSourceArn"] or esm.get("State", "Enabled") != "Enabled":
+                    continue
+                function = lambda_client.get_function_configuration(FunctionName=esm["FunctionArn"])
+                found.append(_mapping(esm, function))
+    except (ClientError, BotoCoreError) as exc:
+        raise RunnerIOError(f"reading event source mappings: {exc}") from exc
+    return found
+
+
+def _mapping(esm: dict[str, Any], function: dict[str, Any]) -> Mapping:
+    arn = esm["FunctionArn"]
+    return Mapping(
+        uuid=esm["UUID"],
+        function_name=function["FunctionName"],
+        function_arn=arn,
+        handler=function["Handler"],
+        timeout_s=int(function.get("Timeout", 3)),
+        memory_mb=int(function.get("MemorySize", 128)),
+        environment=dict(function.get("Environment", {}).get("Variables", {})),
+        source_arn=esm["EventSourceArn"],
+        region=arn.split(":")[3],
+        starting_position=esm.get("StartingPosition", "TRIM_HORIZON"),
+        batch_size=int(esm.get("BatchSize", 100)),
+        batching_window_s=int(esm.get("MaximumBatchingWindowInSeconds", 0)),
+        tumbling_window_s=int(esm.get("TumblingWindowInSeconds", 0)),
+        report_item_failures="ReportBatchItemFailures" in esm.get("FunctionResponseTypes", []),
+        bisect=bool(esm.get("BisectBatchOnFunctionError", False)),
+        max_retries=int(esm.get("MaximumRetryAttempts", -1)),
+        max_record_age_s=int(esm.get("MaximumRecordAgeInSeconds", -1)),
+        destination_arn=esm.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination") or None,
+    )
+
+
+class KinesisShardSource:
+    """Reads one shard after a sequence number, keeping the iterator between calls as a poller does."""
+
+    def __init__(self, client: Any, stream_name: str, shard: ShardInfo, starting_position: str) -> None:
+        self._client = client
+        self._stream = stream_name
+        self._shard = shard
+        self._starting_position = starting_position
+        self._iterator: str | None = None
+        self._iterator_after: str | None = None
+
+    def fetch(self, after: str | None, limit: int) -> Fetch:
+        if self._iterator is None or self._iterator_after != after:
+            self._iterator = self._new_iterator(after)
+        if self._iterator is None:
+            return Fetch([], closed=True)
+        try:
+            page = self._client.get_records(
+                ShardIterator=self._iterator, Limit=min(limit, MAX_RECORDS_PER_GET)
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise RunnerIOError(f"get_records on {self._shard.shard_id}: {exc}") from exc
+        records = [
+            SourceRecord(
+                self._shard.shard_id,
+                r["SequenceNumber"],
+                r["PartitionKey"],
+                r["Data"],
+                r["ApproximateArrivalTimestamp"].timestamp(),
+            )
+            for r in page["Records"]
+        ]
+        self._iterator = page.get("NextShardIterator")
+        if records:
+            self._iterator_after = records[-1].sequence_number
+        # Kinesis returns no next iterator once a closed shard has been read to its end.
+        return Fetch(records, closed=self._iterator is None)
+
+    def _new_iterator(self, after: str | None) -> str | None:
+        kwargs: dict[str, Any] = {"StreamName": self._stream, "ShardId": self._shard.shard_id}
+        if after is None:
+            kwargs["ShardIteratorType"] = self._starting_position
+        else:
+            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=after)
+        try:
+            iterator: str | None = self._client.get_shard_iterator(**kwargs)["ShardIterator"]
+        except (ClientError, BotoCoreError) as exc:
+            raise RunnerIOError(f"get_shard_iterator on {self._shard.shard_id}: {exc}") from exc
+        self._iterator_after = after
+        return iterator
+
+
+class DynamoCheckpoints:
+    """Checkpoints per (mapping, shard) in the RunnerCheckpointsTable: a killed runner resumes from them."""
+
+    def __init__(self, client: Any, table_name: str, mapping_uuid: str) -> None:
+        self._client = client
+        self._table = table_name
+        self._uuid = mapping_uuid
+
+    def load(self, shard_id: str) -> ShardCheckpoint:
+        try:
+            item = self._client.get_item(
+                TableName=self._table,
+                Key={"mapping_shard": {"S": f"{self._uuid}#{shard_id}"}},
+                ConsistentRead=True,
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise RunnerIOError(f"reading checkpoint of {shard_id}: {exc}") from exc
+        if not item:
+            return ShardCheckpoint()
+        return ShardCheckpoint(item.get("sequence", {}).get("S"), item.get("finished", {}).get("BOOL", False))
+
+    def save(self, shard_id: str, checkpoint: ShardCheckpoint) -> None:
+        item: dict[str, Any] = {
+            "mapping_shard": {"S": f"{self._uuid}#{shard_id}"},
+            "finished": {"BOOL": checkpoint.finished},
+        }
+        if checkpoint.sequence is not None:
+            item["sequence"] = {"S": checkpoint.sequence}
+        try:
+            self._client.put_item(TableName=self._table, Item=item)
+        except (ClientError, BotoCoreError) as exc:
+            raise RunnerIOError(f"writing checkpoint of {shard_id}: {exc}") from exc
+
+
+class SqsDestination:
+    """An SQS OnFailure destination, found by its ARN."""
+
+    def __init__(self, client: Any, queue_arn: str) -> None:
+        self._client = client
+        _, _, _, _, account, name = queue_arn.split(":", 5)
+        try:
+            self._url = client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+        except (ClientError, BotoCoreError) as exc:
+            raise RunnerIOError(f"finding OnFailure queue {queue_arn}: {exc}") from exc
+
+    def send(self, message: dict[str, Any]) -> None:
+        try:
+            self._client.send_message(QueueUrl=self._url, MessageBody=orjson.dumps(message).decode())
+        except (ClientError, BotoCoreError) as exc:
+            raise RunnerIOError(f"sending to the OnFailure destination: {exc}") from exc
+
+
+def stream_reader(kinesis: Any, stream_arn: str) -> ShardReader:
+    return ShardReader(kinesis, stream_arn.rsplit("/", 1)[1])
+
+
+class LambdaLogWriter:
+    """Writes an invocation to /aws/lambda/<function> as Lambda does: START, the output, END, REPORT.
+
+    The log group is the template's; streams are the runtime's own, one per process here as one
+    per execution environment there.
+    """
+
+    def __init__(self, client: Any, function_name: str, memory_mb: int) -> None:
+        self._client = client
+        self._group = f"/aws/lambda/{function_name}"
+        self._memory_mb = memory_mb
+        self._stream: str | None = None
+
+    def write(self, record: InvocationRecord) -> None:
+        request = record.request_id
+        lines = [f"START RequestId: {request} Version: $LATEST"]
+        lines += [line for line in record.output.splitlines() if line.strip()]
+        if record.error is not None:
+            lines.append(f"[ERROR] {record.error}")
+        lines.append(f"END RequestId: {request}")
+        report = (
+            f"REPORT RequestId: {request}\tDuration: {record.duration_ms:.2f} ms\t"
+            f"Billed Duration: {max(1, math.ceil(record.duration_ms))} ms\t"
+            f"Memory Size: {self._memory_mb} MB\t"
+            f"Max Memory Used: {record.max_memory_mb} MB"
+        )
+        if record.init_ms is not None:
+            report += f"\tInit Duration: {record.init_ms:.2f} ms"
+        lines.append(report)
+        ended = record.started_ms + int(record.duration_ms)
+        events = [{"timestamp": record.started_ms, "message": line} for line in lines[:-2]]
+        events += [{"timestamp": ended, "message": line} for line in lines[-2:]]
+        try:
+            if self._stream is None:
+                self._stream = time.strftime("%Y/%m/%d/[$LATEST]", time.gmtime()) + uuid.uuid4().hex
+                self._client.create_log_stream(logGroupName=self._group, logStreamName=self._stream)
+            self._client.put_log_events(
+                logGroupName=self._group, logStreamName=self._stream, logEvents=events
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise RunnerIOError(f"writing logs to {self._group}: {exc}") from exc

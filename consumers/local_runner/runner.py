@@ -1,0 +1,155 @@
+"""Drives every Kinesis event source mapping of the local stack: one processor per shard.
+
+Shards are visited in turn, one batch at a time, so handlers run one at a time in this process
+(their environments differ). A child shard waits until its parents are finished, as Lambda
+processes parents before children after a reshard.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from collections.abc import Mapping as MappingType
+from dataclasses import dataclass, field
+from typing import Any
+
+from consumers.local_runner.aws_io import (
+    DynamoCheckpoints,
+    KinesisShardSource,
+    LambdaLogWriter,
+    SqsDestination,
+    kinesis_mappings,
+    stream_reader,
+)
+from consumers.local_runner.events import Mapping
+from consumers.local_runner.invoker import InProcessInvoker
+from consumers.local_runner.shard_processor import ProcessorStats, ShardProcessor
+from consumers.shard_reader import ShardInfo
+
+# Lambda polls each shard at a base rate of once per second (Lambda developer guide, Kinesis polling).
+POLL_INTERVAL_S = 1.0
+SHARD_REFRESH_S = 10.0
+
+
+def ready_shards(shards: Iterable[ShardInfo], finished: MappingType[str, bool]) -> list[ShardInfo]:
+    """Shards whose parents (if still in the stream) are finished: children wait for their parents."""
+    listed = list(shards)
+    known = {s.shard_id for s in listed}
+    ready = []
+    for shard in listed:
+        parents = [p for p in (shard.parent_shard_id, shard.adjacent_parent_shard_id) if p and p in known]
+        if all(finished.get(p, False) for p in parents):
+            ready.append(shard)
+    return ready
+
+
+class LoggedInvoker:
+    """Invokes, then writes the invocation to the function's CloudWatch log group."""
+
+    def __init__(self, invoker: InProcessInvoker, logs: LambdaLogWriter) -> None:
+        self._invoker = invoker
+        self._logs = logs
+
+    def invoke(self, event: dict[str, Any]) -> tuple[Any, str | None]:
+        answer = self._invoker.invoke(event)
+        if self._invoker.last_record is not None:
+            self._logs.write(self._invoker.last_record)
+        return answer
+
+
+@dataclass
+class MappingRun:
+    mapping: Mapping
+    invoker: LoggedInvoker
+    processors: dict[str, ShardProcessor] = field(default_factory=dict)
+    shards: dict[str, ShardInfo] = field(default_factory=dict)
+
+    def stats(self) -> ProcessorStats:
+        total = ProcessorStats()
+        for processor in self.processors.values():
+            for name in vars(total):
+                setattr(total, name, getattr(total, name) + getattr(processor.stats, name))
+        return total
+
+
+class LocalRunner:
+    def __init__(
+        self,
+        client: Callable[[str], Any],
+        checkpoints_table: str,
+        handler_environment: MappingType[str, str],
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._checkpoints_table = checkpoints_table
+        self._handler_environment = dict(handler_environment)
+        self._clock = clock
+        self._sleep = sleep
+        self.runs: list[MappingRun] = []
+
+    def run(self, until_idle: bool, stop: threading.Event | None = None) -> list[MappingRun]:
+        """Until every shard is caught up with no window open (until_idle), or until stopped."""
+        stop = stop or threading.Event()
+        self.runs = [self._start(m) for m in kinesis_mappings(self._client("lambda"))]
+        next_refresh = 0.0
+        while not stop.is_set():
+            if self._clock() >= next_refresh:
+                for run in self.runs:
+                    self._add_new_shards(run)
+                next_refresh = self._clock() + SHARD_REFRESH_S
+            progressed = False
+            for run in self.runs:
+                finished = {shard_id: p.finished for shard_id, p in run.processors.items()}
+                for info in ready_shards(run.shards.values(), finished):
+                    progressed = run.processors[info.shard_id].step(draining=until_idle) or progressed
+            if not progressed:
+                if until_idle:
+                    break
+                stop.wait(POLL_INTERVAL_S)
+        return self.runs
+
+    def _start(self, mapping: Mapping) -> MappingRun:
+        environment = {
+            **mapping.environment,
+            **self._handler_environment,
+            "AWS_LAMBDA_FUNCTION_NAME": mapping.function_name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(mapping.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{mapping.function_name}",
+        }
+        invoker = InProcessInvoker(
+            mapping.handler,
+            mapping.function_name,
+            mapping.function_arn,
+            mapping.memory_mb,
+            mapping.timeout_s,
+            environment,
+        )
+        logs = LambdaLogWriter(self._client("logs"), mapping.function_name, mapping.memory_mb)
+        return MappingRun(mapping, LoggedInvoker(invoker, logs))
+
+    def _add_new_shards(self, run: MappingRun) -> None:
+        kinesis = self._client("kinesis")
+        reader = stream_reader(kinesis, run.mapping.source_arn)
+        destination = (
+            SqsDestination(self._client("sqs"), run.mapping.destination_arn)
+            if run.mapping.destination_arn and ":sqs:" in run.mapping.destination_arn
+            else None
+        )
+        checkpoints = DynamoCheckpoints(self._client("dynamodb"), self._checkpoints_table, run.mapping.uuid)
+        for shard in reader.shards():
+            run.shards[shard.shard_id] = shard
+            if shard.shard_id in run.processors:
+                continue
+            source = KinesisShardSource(kinesis, reader.stream_name, shard, run.mapping.starting_position)
+            run.processors[shard.shard_id] = ShardProcessor(
+                run.mapping,
+                shard.shard_id,
+                source,
+                run.invoker,
+                checkpoints,
+                destination,
+                self._clock,
+                self._sleep,
+            )
