@@ -11,13 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation, Overflow
 
 INTERVAL_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86_400}
 DEFAULT_INTERVALS = ("1m", "5m", "1h", "1d")
 BASE_INTERVAL = "1m"
 # vwap is reported to 10 decimal places, rounded half-even, so every computation of it agrees.
 VWAP_QUANTUM = Decimal("1E-10")
+
+# Sums are kept to DynamoDB's 38 significant digits, and any rounding raises instead of passing
+# silently (tick validation bounds prices and sizes so that it does not happen).
+EXACT = Context(prec=38, traps=[Inexact, Overflow, InvalidOperation])
+ROUNDED = Context(prec=38)
 
 # (event time ms, sequence number, sub-sequence number): the total order that picks open and close.
 TickKey = tuple[int, int, int]
@@ -59,7 +64,7 @@ class BarAccumulator:
 
     @classmethod
     def of_tick(cls, price: Decimal, size: Decimal, key: TickKey) -> BarAccumulator:
-        return cls(price, key, price, key, price, price, size, 1, price * size)
+        return cls(price, key, price, key, price, price, size, 1, EXACT.multiply(price, size))
 
     def add_tick(self, price: Decimal, size: Decimal, key: TickKey) -> None:
         if key < self.open_key:
@@ -70,16 +75,16 @@ class BarAccumulator:
             self.high = price
         if price < self.low:
             self.low = price
-        self.volume += size
+        self.volume = EXACT.add(self.volume, size)
         self.trades += 1
-        self.notional += price * size
+        self.notional = EXACT.add(self.notional, EXACT.multiply(price, size))
 
     def merge(self, other: BarAccumulator) -> None:
         """Adds another set of ticks (disjoint from this one) to this bar."""
         self.merge_extremes(other)
-        self.volume += other.volume
+        self.volume = EXACT.add(self.volume, other.volume)
         self.trades += other.trades
-        self.notional += other.notional
+        self.notional = EXACT.add(self.notional, other.notional)
 
     def merge_extremes(self, other: BarAccumulator) -> None:
         """Open, close, high and low only: idempotent, so merging the same bar twice changes nothing."""
@@ -96,7 +101,7 @@ class BarAccumulator:
     def vwap(self) -> Decimal | None:
         if self.volume == 0:
             return None
-        return (self.notional / self.volume).quantize(VWAP_QUANTUM, rounding=ROUND_HALF_EVEN)
+        return ROUNDED.divide(self.notional, self.volume).quantize(VWAP_QUANTUM, rounding=ROUND_HALF_EVEN)
 
     @property
     def first_ts(self) -> int:

@@ -145,7 +145,10 @@ def run_consumer(clients: AwsClients, outputs: StackOutputs, until_idle: bool) -
     if not outputs.RunnerCheckpointsTableName:
         raise fail("the stack has no runner checkpoints table: deploy it with `tickstream up`")
     runner = LocalRunner(
-        clients.client, outputs.RunnerCheckpointsTableName, handler_environment(state.settings)
+        clients.client,
+        frozenset({outputs.AggregatorFunctionName}),
+        outputs.RunnerCheckpointsTableName,
+        handler_environment(state.settings),
     )
     stop = _install_stop_handlers()
     try:

@@ -9,18 +9,22 @@ Exactly-once effect rests on three facts kept in the bars table:
   bar can look it up, however late the copy arrives (up to MAX_IDS_PER_BAR ids per bar);
 - bars of longer intervals are built from 1m bars, one slot per minute, so folding the same
   1m bar in twice changes nothing, and a crash between two writes heals on the retry.
+Known limit: two copies of one tick sent to two different shards (partition keys other than
+the symbol) whose windows are open at the same time are both counted; copies on one shard,
+or a copy arriving after the first one's bar was written, are dropped.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from market.bars import BASE_INTERVAL, BarAccumulator, TickKey, bucket_start
+from market.bars import BASE_INTERVAL, EXACT, BarAccumulator, TickKey, bucket_start
 from market.kpl_records import CorruptAggregate, decode_aggregate, is_aggregated
 from market.ticks import InvalidTick, Tick, decode_tick
 
@@ -278,8 +282,8 @@ def fold_minute(stored: StoredBar, minute: StoredBar) -> bool:
     else:
         stored.acc.merge_extremes(minute.acc)
     stored.acc.trades = sum(s[0] for s in stored.slots.values())
-    stored.acc.volume = sum((s[1] for s in stored.slots.values()), Decimal(0))
-    stored.acc.notional = sum((s[2] for s in stored.slots.values()), Decimal(0))
+    stored.acc.volume = functools.reduce(EXACT.add, (s[1] for s in stored.slots.values()), Decimal(0))
+    stored.acc.notional = functools.reduce(EXACT.add, (s[2] for s in stored.slots.values()), Decimal(0))
     return True
 
 

@@ -20,13 +20,15 @@ class RunnerIOError(RuntimeError):
     """The local stack could not be read or written; the message names the call."""
 
 
-def kinesis_mappings(lambda_client: Any) -> list[Mapping]:
-    """Enabled Kinesis event source mappings with their function's handler, timeout and environment."""
+def kinesis_mappings(lambda_client: Any, function_names: frozenset[str]) -> list[Mapping]:
+    """Enabled Kinesis mappings of these functions, with each function's handler, timeout and environment."""
     found = []
     try:
         for page in lambda_client.get_paginator("list_event_source_mappings").paginate():
             for esm in page["EventSourceMappings"]:
                 if ":kinesis:" not in esm["EventSourceArn"] or esm.get("State", "Enabled") != "Enabled":
+                    continue
+                if esm["FunctionArn"].rsplit(":", 1)[-1] not in function_names:
                     continue
                 function = lambda_client.get_function_configuration(FunctionName=esm["FunctionArn"])
                 found.append(_mapping(esm, function))

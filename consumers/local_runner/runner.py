@@ -77,12 +77,14 @@ class LocalRunner:
     def __init__(
         self,
         client: Callable[[str], Any],
+        function_names: frozenset[str],
         checkpoints_table: str,
         handler_environment: MappingType[str, str],
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
+        self._function_names = function_names
         self._checkpoints_table = checkpoints_table
         self._handler_environment = dict(handler_environment)
         self._clock = clock
@@ -92,7 +94,7 @@ class LocalRunner:
     def run(self, until_idle: bool, stop: threading.Event | None = None) -> list[MappingRun]:
         """Until every shard is caught up with no window open (until_idle), or until stopped."""
         stop = stop or threading.Event()
-        self.runs = [self._start(m) for m in kinesis_mappings(self._client("lambda"))]
+        self.runs = [self._start(m) for m in kinesis_mappings(self._client("lambda"), self._function_names)]
         next_refresh = 0.0
         while not stop.is_set():
             if self._clock() >= next_refresh:

@@ -15,8 +15,8 @@ from consumers.aggregate.service import Aggregator, AggregatorConfig
 from market.bars import DEFAULT_INTERVALS
 from market.kpl_records import AggregateBuilder
 from market.ticks import Tick, encode_tick
-from tests.support.bars_reference import ReferenceTick, reference_bars
 from tests.support.memory_stores import MemoryBarsTable, MemoryDataLake
+from tickstream.bars_reference import ReferenceTick, reference_bars
 
 BASE_MS = 1_795_000_000_000
 SHARD = "shardId-000000000000"

@@ -21,8 +21,9 @@ GOOD = {"symbol": "AAPL", "price": 189.23, "size": 100, "ts": 1795475844085, "id
 
 
 def test_native_tick_is_accepted_with_exact_decimals() -> None:
-    tick = decode_tick(b'{"symbol":"AAPL","price":189.230000000000000001,"size":100,"ts":1795475844085}')
-    assert tick == Tick("AAPL", Decimal("189.230000000000000001"), Decimal(100), 1795475844085)
+    tick = decode_tick(b'{"symbol":"AAPL","price":9999999.99999999,"size":0.00000001,"ts":1795475844085}')
+    assert tick == Tick("AAPL", Decimal("9999999.99999999"), Decimal("0.00000001"), 1795475844085)
+    assert str(tick.price) == "9999999.99999999"
 
 
 def test_aws_tutorial_record_is_accepted() -> None:
@@ -54,6 +55,11 @@ def test_absent_size_means_zero_and_iso_without_zone_is_utc() -> None:
         ("price", "1.5", RejectReason.BAD_PRICE),
         ("price", True, RejectReason.BAD_PRICE),
         ("price", None, RejectReason.BAD_PRICE),
+        ("price", Decimal("1E+999"), RejectReason.BAD_PRICE),
+        ("price", Decimal("10000000"), RejectReason.BAD_PRICE),
+        ("price", Decimal("0.000000001"), RejectReason.BAD_PRICE),
+        ("size", Decimal("1E+10"), RejectReason.BAD_SIZE),
+        ("size", Decimal("1.123456789"), RejectReason.BAD_SIZE),
         ("size", -1, RejectReason.BAD_SIZE),
         ("size", float("-inf"), RejectReason.BAD_SIZE),
         ("size", "100", RejectReason.BAD_SIZE),
@@ -94,12 +100,12 @@ def test_undecodable_records_are_rejected(data: bytes, reason: RejectReason) -> 
 
 
 symbols = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,31}", fullmatch=True)
-positive = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal(10**9), allow_nan=False, places=4)
+positive = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal(9_999_999), allow_nan=False, places=4)
 ticks = st.builds(
     Tick,
     symbol=symbols,
     price=positive,
-    size=st.decimals(min_value=0, max_value=10**9, allow_nan=False, places=2),
+    size=st.decimals(min_value=0, max_value=9_999_999_999, allow_nan=False, places=2),
     ts_ms=st.integers(min_value=0, max_value=253_402_300_799_999),
     id=st.none() | st.text(min_size=1, max_size=128),
 )

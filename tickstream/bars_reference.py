@@ -1,4 +1,7 @@
-"""The reference for "correct" bars: a pandas recomputation over the unique valid ticks."""
+"""The reference for "correct" bars: a pandas recomputation over the unique valid ticks.
+
+Used by the demo and the tests to check the aggregator; the aggregator itself never imports pandas.
+"""
 
 from __future__ import annotations
 
