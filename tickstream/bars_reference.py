@@ -10,6 +10,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import pandas as pd
 
+from consumers.aggregate.logic import RawRecord, explode
 from market.bars import INTERVAL_SECONDS, VWAP_QUANTUM
 
 # (symbol, price, size, ts_ms, sequence, sub_sequence)
@@ -46,3 +47,21 @@ def reference_bars(
                 int(group["ts"].iloc[-1]),
             )
     return result
+
+
+def reference_from_records(
+    records: Iterable[RawRecord], intervals: Sequence[str]
+) -> dict[tuple[str, str, int], ReferenceBar]:
+    """The reference over what a stream holds: the first copy of each tick id, by stream position."""
+    seen: set[str] = set()
+    rows: list[ReferenceTick] = []
+    for record in records:
+        ticks, _ = explode([record])
+        for item in ticks:
+            tick = item.tick
+            if tick.id is not None:
+                if tick.id in seen:
+                    continue
+                seen.add(tick.id)
+            rows.append((tick.symbol, tick.price, tick.size, tick.ts_ms, item.position[0], item.position[1]))
+    return reference_bars(rows, intervals)

@@ -26,7 +26,7 @@ from producer.kinesis_writer import KinesisError, KinesisStreamWriter
 from producer.pipeline import Pace, ProduceOptions, Producer, ProduceStats
 from producer.sources import BadCsvRow, CsvReplay, SyntheticMarket
 from tickstream.aws_clients import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, AwsClients
-from tickstream.demo import run_demo
+from tickstream.demo import show_bars, show_landing
 from tickstream.deploy import deploy_stack
 from tickstream.embedded_aws import EmbeddedAws, EmbeddedAwsError
 from tickstream.lambda_artifacts import ArtifactError
@@ -321,10 +321,10 @@ def demo(
     seconds: Annotated[float, typer.Option(min=1.0, help="Seconds of ticks to produce.")] = 5.0,
     rate: Annotated[float, typer.Option(min=1.0, help="Ticks per second.")] = 2000.0,
 ) -> None:
-    """The main job end to end on the embedded default: up, produce, read every shard back."""
+    """The main job end to end on the embedded default: up, produce, consume, bars checked against pandas."""
     up(shards=4)
     clients = AwsClients(state.settings)
-    stream_name = _deployer(clients).outputs().StreamName
+    outputs = _deployer(clients).outputs()
     market = SyntheticMarket(
         DEFAULT_SYMBOLS.split(","), rate, seed=int(time.time()), start_ms=_start_ms(None), duration_s=seconds
     )
@@ -332,11 +332,14 @@ def demo(
         f"producing {seconds:.0f}s of ticks at {rate:,.0f}/s "
         f"for {len(market.symbols)} symbols (run {market.run_id()})"
     )
-    stats = run_producer(market.ticks(), ProduceOptions(), clients, stream_name, int(seconds * rate))
+    stats = run_producer(market.ticks(), ProduceOptions(), clients, outputs.StreamName, int(seconds * rate))
     out.print(_summary(stats))
-    ok = run_demo(out, clients, stream_name, market.run_id(), stats)
+    landed = show_landing(out, clients, outputs.StreamName, market.run_id(), stats)
+    out.print("consuming until idle (the aggregator's event source mapping, run locally)")
+    consume(follow=False, until_idle=True)
+    bars_ok = show_bars(out, clients, outputs)
     out.print(
         f"demo finished at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC; `tickstream down` stops the local AWS"
     )
-    if not ok:
+    if not (landed and bars_ok):
         raise typer.Exit(1)

@@ -1,16 +1,22 @@
-"""The demo's proof: read every shard back and compare what landed with what the producer sent."""
+"""The demo's proofs: every tick landed on its shard, and the bars equal a pandas recomputation."""
 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 
 import orjson
 from rich.console import Console
 from rich.table import Table
 
+from consumers.aggregate.bars_table import BarsTable
+from consumers.aggregate.logic import RawRecord
 from consumers.shard_reader import ShardReader, user_records
+from market.bars import DEFAULT_INTERVALS
 from producer.pipeline import ProduceStats
 from tickstream.aws_clients import AwsClients
+from tickstream.bars_reference import reference_from_records
+from tickstream.stack import StackOutputs
 
 
 def landed_by_shard(reader: ShardReader, run_id: str) -> tuple[Counter[str], Counter[str]]:
@@ -30,7 +36,9 @@ def landed_by_shard(reader: ShardReader, run_id: str) -> tuple[Counter[str], Cou
     return ticks, symbols
 
 
-def run_demo(out: Console, clients: AwsClients, stream_name: str, run_id: str, stats: ProduceStats) -> bool:
+def show_landing(
+    out: Console, clients: AwsClients, stream_name: str, run_id: str, stats: ProduceStats
+) -> bool:
     reader = ShardReader(clients.client("kinesis"), stream_name)
     landed, symbol_shards = landed_by_shard(reader, run_id)
     table = Table("shard", "accepted by Kinesis", "read back", title=f"ticks of run {run_id} per shard")
@@ -46,3 +54,81 @@ def run_demo(out: Console, clients: AwsClients, stream_name: str, run_id: str, s
         "[green]every tick landed on its shard[/]" if ok else "[red]what landed differs from what was sent[/]"
     )
     return ok
+
+
+def _utc(epoch_s: int) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def show_bars(out: Console, clients: AwsClients, outputs: StackOutputs) -> bool:
+    """Bars per symbol, and whether every stored bar equals the pandas recomputation of the stream."""
+    reader = ShardReader(clients.client("kinesis"), outputs.StreamName)
+    records = (
+        RawRecord(r.shard_id, r.sequence_number, int(r.arrival.timestamp() * 1000), r.partition_key, r.data)
+        for shard in reader.shards()
+        for r in reader.read_shard(shard.shard_id)
+    )
+    expected = reference_from_records(records, DEFAULT_INTERVALS)
+    stored = BarsTable(clients.client("dynamodb"), outputs.BarsTableName).scan_bars()
+    got = {
+        (b.symbol, b.interval, b.start): (
+            b.acc.open,
+            b.acc.high,
+            b.acc.low,
+            b.acc.close,
+            b.acc.volume,
+            b.acc.trades,
+            b.acc.vwap,
+            b.acc.first_ts,
+            b.acc.last_ts,
+        )
+        for b in stored
+        if b.acc is not None
+    }
+    table = Table(
+        "symbol",
+        "last 1m bar (UTC)",
+        "O",
+        "H",
+        "L",
+        "C",
+        "V",
+        "day O",
+        "day H",
+        "day L",
+        "day C",
+        "day V",
+        "trades",
+    )
+    for symbol in sorted({b.symbol for b in stored}):
+        minute = max((b for b in stored if b.symbol == symbol and b.interval == "1m"), key=lambda b: b.start)
+        day = max((b for b in stored if b.symbol == symbol and b.interval == "1d"), key=lambda b: b.start)
+        if minute.acc is None or day.acc is None:
+            continue
+        m, d = minute.acc, day.acc
+        table.add_row(
+            symbol,
+            _utc(minute.start),
+            f"{m.open}",
+            f"{m.high}",
+            f"{m.low}",
+            f"{m.close}",
+            f"{m.volume:,}",
+            f"{d.open}",
+            f"{d.high}",
+            f"{d.low}",
+            f"{d.close}",
+            f"{d.volume:,}",
+            f"{d.trades:,}",
+        )
+    out.print(table)
+    wrong = sorted(k for k in set(got) | set(expected) if got.get(k) != expected.get(k))
+    if wrong:
+        out.print(
+            f"[red]{len(wrong)} of {len(expected)} bars differ from the pandas reference, e.g. {wrong[:3]}[/]"
+        )
+        return False
+    out.print(
+        f"[green]all {len(got)} bars ({', '.join(DEFAULT_INTERVALS)}) equal the pandas recomputation[/]"
+    )
+    return True

@@ -110,6 +110,16 @@ class BarsTable:
             raise BarsTableError(f"querying {symbol} {interval}: {exc}") from exc
         return [item_to_bar(i) for i in reversed(answer["Items"])]
 
+    def scan_bars(self) -> list[StoredBar]:
+        """Every bar in the table; for checks and reports over a small table, not for the hot path."""
+        bars: list[StoredBar] = []
+        try:
+            for page in self._client.get_paginator("scan").paginate(TableName=self.table_name):
+                bars.extend(item_to_bar(item) for item in page["Items"])
+        except (ClientError, BotoCoreError) as exc:
+            raise BarsTableError(f"scanning bars: {exc}") from exc
+        return bars
+
     def _batch_get(self, keys: list[tuple[str, int]], bookkeeping: bool) -> list[dict[str, Any]]:
         request: dict[str, Any] = {"Keys": [{"pk": {"S": pk}, "sk": {"N": str(sk)}} for pk, sk in keys]}
         if bookkeeping:
