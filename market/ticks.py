@@ -171,7 +171,7 @@ def decode_tick(data: bytes) -> Tick:
     except UnicodeDecodeError as exc:
         raise InvalidTick(RejectReason.BAD_UTF8, f"record is not UTF-8: {exc}") from exc
     try:
-        obj = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+        obj = _DECODER.decode(text)
     except (ValueError, InvalidOperation) as exc:
         raise InvalidTick(RejectReason.MALFORMED_JSON, f"record is not JSON: {exc}") from exc
     return tick_from_object(obj)
@@ -179,6 +179,10 @@ def decode_tick(data: bytes) -> Tick:
 
 def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not a JSON number")
+
+
+# One decoder for all ticks: json.loads with options would build a new one per call.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
 
 
 def encode_tick(tick: Tick) -> bytes:

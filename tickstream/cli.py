@@ -36,7 +36,8 @@ from tickstream.stack import StackDeployer, StackError, StackOutputs
 DEFAULT_SYMBOLS = "AAPL,MSFT,GOOG,AMZN,NVDA,META,TSLA,JPM"
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
-out = Console()
+# Off a terminal rich assumes 80 columns; the demo's tables want more.
+out = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True)
 
 

@@ -86,19 +86,7 @@ def show_bars(out: Console, clients: AwsClients, outputs: StackOutputs) -> bool:
         if b.acc is not None
     }
     table = Table(
-        "symbol",
-        "last 1m bar (UTC)",
-        "O",
-        "H",
-        "L",
-        "C",
-        "V",
-        "day O",
-        "day H",
-        "day L",
-        "day C",
-        "day V",
-        "trades",
+        "symbol", "last 1m bar", "close", "1m volume", "day open", "high", "low", "close", "volume", "trades"
     )
     for symbol in sorted({b.symbol for b in stored}):
         minute = max((b for b in stored if b.symbol == symbol and b.interval == "1m"), key=lambda b: b.start)
@@ -109,9 +97,6 @@ def show_bars(out: Console, clients: AwsClients, outputs: StackOutputs) -> bool:
         table.add_row(
             symbol,
             _utc(minute.start),
-            f"{m.open}",
-            f"{m.high}",
-            f"{m.low}",
             f"{m.close}",
             f"{m.volume:,}",
             f"{d.open}",
