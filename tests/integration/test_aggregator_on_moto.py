@@ -235,3 +235,33 @@ def test_200k_ticks_with_poison_duplicates_kills_and_faults_give_the_reference_b
     assert [o["Key"] for o in days["Contents"]] == [
         "bars/interval=1m/symbol=S00/date=2026-11-02/bars.jsonl.gz"
     ]
+
+
+def test_without_a_tumbling_window_each_batch_is_written_and_bad_input_quarantined(
+    local_stack: LocalStack,
+) -> None:
+    env = {**local_stack.env, "TICKSTREAM_STACK": "nowindow"}
+    created = run_cli(["up", "--shards", "2"], env)
+    assert created.returncode == 0, created.stderr
+    outputs = StackDeployer(local_stack.client("cloudformation"), "nowindow").outputs()
+    lam = local_stack.client("lambda")
+    mapping = next(
+        m
+        for m in lam.list_event_source_mappings()["EventSourceMappings"]
+        if m["FunctionArn"].endswith(outputs.AggregatorFunctionName)
+    )
+    lam.update_event_source_mapping(UUID=mapping["UUID"], TumblingWindowInSeconds=0, BatchSize=7)
+    ticks = list(SyntheticMarket(["AAA", "BBB"], 100.0, 5, START_MS, count=300).ticks())
+    entries = [(t.symbol, encode_tick(t)) for t in ticks] + [("x", POISON["bad_symbol"])]
+    put(local_stack.client("kinesis"), outputs.StreamName, entries)
+    finished = run_cli(["consume", "--until-idle"], env, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert "0 windows closed" in finished.stdout
+    assert "invocations" in finished.stdout
+    invocations = int(finished.stdout.split(": ", 1)[1].split(" invocations")[0])
+    assert invocations >= 301 // 7
+    generated = {t.id: t for t in ticks if t.id}
+    expected = reference_from_stream(local_stack, outputs.StreamName, generated)
+    assert scan_bars(local_stack.client("dynamodb"), outputs.BarsTableName) == expected
+    rejected = local_stack.client("s3").list_objects_v2(Bucket=outputs.DataBucketName, Prefix="rejected/")
+    assert len(rejected["Contents"]) == 1
