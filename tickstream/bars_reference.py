@@ -11,11 +11,26 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import pandas as pd
 
 from consumers.aggregate.logic import RawRecord, explode
-from market.bars import INTERVAL_SECONDS, VWAP_QUANTUM
+from market.bars import INTERVAL_SECONDS, VWAP_QUANTUM, BarAccumulator
 
 # (symbol, price, size, ts_ms, sequence, sub_sequence)
 ReferenceTick = tuple[str, Decimal, Decimal, int, int, int]
 ReferenceBar = tuple[Decimal, Decimal, Decimal, Decimal, Decimal, int, Decimal | None, int, int]
+
+
+def public_values(acc: BarAccumulator) -> ReferenceBar:
+    """A bar's public values in the reference's order, to compare stored bars with it."""
+    return (
+        acc.open,
+        acc.high,
+        acc.low,
+        acc.close,
+        acc.volume,
+        acc.trades,
+        acc.vwap,
+        acc.first_ts,
+        acc.last_ts,
+    )
 
 
 def reference_bars(

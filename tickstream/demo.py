@@ -15,7 +15,7 @@ from consumers.shard_reader import ShardReader, user_records
 from market.bars import DEFAULT_INTERVALS
 from producer.pipeline import ProduceStats
 from tickstream.aws_clients import AwsClients
-from tickstream.bars_reference import reference_from_records
+from tickstream.bars_reference import public_values, reference_from_records
 from tickstream.stack import StackOutputs
 
 
@@ -70,21 +70,7 @@ def show_bars(out: Console, clients: AwsClients, outputs: StackOutputs) -> bool:
     )
     expected = reference_from_records(records, DEFAULT_INTERVALS)
     stored = BarsTable(clients.client("dynamodb"), outputs.BarsTableName).scan_bars()
-    got = {
-        (b.symbol, b.interval, b.start): (
-            b.acc.open,
-            b.acc.high,
-            b.acc.low,
-            b.acc.close,
-            b.acc.volume,
-            b.acc.trades,
-            b.acc.vwap,
-            b.acc.first_ts,
-            b.acc.last_ts,
-        )
-        for b in stored
-        if b.acc is not None
-    }
+    got = {(b.symbol, b.interval, b.start): public_values(b.acc) for b in stored if b.acc is not None}
     table = Table(
         "symbol", "last 1m bar", "close", "1m volume", "day open", "high", "low", "close", "volume", "trades"
     )

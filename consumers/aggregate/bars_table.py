@@ -33,10 +33,6 @@ class VersionConflict(BarsTableError):
     """The item changed since it was read: read it again and redo the merge."""
 
 
-def _number(value: Decimal | int) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(value)
-
-
 class BarsTable:
     def __init__(self, client: Any, table_name: str) -> None:
         self._client = client
@@ -95,20 +91,6 @@ class BarsTable:
         except BotoCoreError as exc:
             raise BarsTableError(f"writing {bar.symbol} {bar.interval} {bar.start}: {exc}") from exc
         bar.version += 1
-
-    def query_bars(self, symbol: str, interval: str, newest: int) -> list[StoredBar]:
-        """The newest `newest` bars of a series, oldest first."""
-        try:
-            answer = self._client.query(
-                TableName=self.table_name,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": bar_pk(symbol, interval)}},
-                ScanIndexForward=False,
-                Limit=newest,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise BarsTableError(f"querying {symbol} {interval}: {exc}") from exc
-        return [item_to_bar(i) for i in reversed(answer["Items"])]
 
     def scan_bars(self) -> list[StoredBar]:
         """Every bar in the table; for checks and reports over a small table, not for the hot path."""

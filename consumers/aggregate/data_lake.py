@@ -100,9 +100,6 @@ class DataLake:
         )
         self._put(key, gzip.compress(lines, GZIP_LEVEL, mtime=0), "application/x-ndjson", encoding="gzip")
 
-    def read_day_file(self, interval: str, symbol: str, day: str) -> list[dict[str, Any]]:
-        return self._read_rows(bar_day_key(interval, symbol, day))
-
     def _read_rows(self, key: str) -> list[dict[str, Any]]:
         try:
             body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()

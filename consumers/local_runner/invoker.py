@@ -105,14 +105,12 @@ class InProcessInvoker:
         self._memory_mb = memory_mb
         self._timeout_s = timeout_s
         self._environment = dict(environment)
-        self.last_context: LocalContext | None = None
         self.last_record: InvocationRecord | None = None
 
     def invoke(self, event: dict[str, Any]) -> tuple[Any, str | None]:
         """(response, None) or (None, error message), the event and response passed through JSON."""
         payload = json.loads(json.dumps(event))
         context = LocalContext(self.function_name, self._function_arn, self._memory_mb, self._timeout_s)
-        self.last_context = context
         outcome: dict[str, Any] = {}
         saved = {k: os.environ.get(k) for k in self._environment}
         os.environ.update(self._environment)

@@ -16,7 +16,7 @@ from market.bars import DEFAULT_INTERVALS
 from market.kpl_records import AggregateBuilder
 from market.ticks import Tick, encode_tick
 from tests.support.memory_stores import MemoryBarsTable, MemoryDataLake
-from tickstream.bars_reference import ReferenceTick, reference_bars
+from tickstream.bars_reference import ReferenceTick, public_values, reference_bars
 
 BASE_MS = 1_795_000_000_000
 SHARD = "shardId-000000000000"
@@ -103,21 +103,7 @@ def test_any_delivery_gives_the_reference_bars(
         deliver(records)  # replay from TRIM_HORIZON a day later
 
     expected = reference_bars(reference, DEFAULT_INTERVALS)
-    stored = {
-        key: (
-            b.acc.open,
-            b.acc.high,
-            b.acc.low,
-            b.acc.close,
-            b.acc.volume,
-            b.acc.trades,
-            b.acc.vwap,
-            b.acc.first_ts,
-            b.acc.last_ts,
-        )
-        for key, b in table.items.items()
-        if b.acc is not None
-    }
+    stored = {key: public_values(b.acc) for key, b in table.items.items() if b.acc is not None}
     assert stored == expected
     assert len(lake.quarantined) == sum(p in POISON for p in payloads)
     day_rows = {(i, s, r["start"]): r for (i, s, _), rows in lake.day_files.items() for r in rows.values()}
