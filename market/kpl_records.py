@@ -1,29 +1,30 @@
-"""The KPL aggregated record format, written and read without the protobuf runtime.
+"""The KPL aggregated record format: written by hand, read with protobuf's C parser.
 
 Format (amazon-kinesis-producer, aggregation-format.md): 4 magic bytes, a protobuf
 `AggregatedRecord {repeated string partition_key_table = 1; repeated string
 explicit_hash_key_table = 2; repeated Record records = 3}` with `Record {uint64
 partition_key_index = 1; uint64 explicit_hash_key_index = 2; bytes data = 3; repeated Tag tags
 = 4}`, then the MD5 of the protobuf bytes. We encode it ourselves because the aws-kinesis-agg
-aggregator alone runs below the producer's 300k ticks/s budget (see BENCHMARKS.md); tests check
-both directions against that library. The decoder is strict: where aws-kinesis-agg hands a
-corrupt aggregate back as one plain record, we raise, so the caller can quarantine it.
+aggregator alone runs below the producer's 300k ticks/s budget (see BENCHMARKS.md), and decode
+it with the protobuf runtime against a descriptor of our own (the library's generated module
+imports only after its aggregator has patched sys.path). Tests check both directions against
+aws-kinesis-agg. The decoder is strict: where aws-kinesis-agg hands a corrupt aggregate back as
+one plain record, we raise, so the caller can quarantine it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
 
 MAGIC = b"\xf3\x89\x9a\xc2"
 DIGEST_SIZE = 16
 # KPL's AggregationMaxSize default (amazon-kinesis-producer default_config.properties): 51,200 bytes.
 DEFAULT_MAX_AGGREGATE_BYTES = 51_200
 
-_WIRE_VARINT = 0
-_WIRE_FIXED64 = 1
-_WIRE_LENGTH = 2
-_WIRE_FIXED32 = 5
 # Tags used as byte literals when encoding: 0x0A pk table entry (field 1, length-delimited), 0x1A
 # record (field 3, length-delimited), and inside a record 0x08 key index (field 1, varint) and
 # 0x1A data (field 3, length-delimited).
@@ -33,8 +34,9 @@ class CorruptAggregate(ValueError):
     """An aggregated record whose digest or protobuf is broken: none of its user records are trusted."""
 
 
-@dataclass(frozen=True, slots=True)
-class UserRecord:
+class UserRecord(NamedTuple):
+    """One user record of an aggregate; a NamedTuple as one is built per tick."""
+
     partition_key: str
     explicit_hash_key: str | None
     data: bytes
@@ -121,61 +123,52 @@ def is_aggregated(data: bytes) -> bool:
     return len(data) > len(MAGIC) + DIGEST_SIZE and data.startswith(MAGIC)
 
 
-def _read_varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        if pos >= end:
-            raise CorruptAggregate("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise CorruptAggregate("varint longer than 64 bits")
+def _message_class() -> Any:
+    """The AggregatedRecord message, built from a descriptor of our own for protobuf's C parser.
+
+    Key tables are declared as bytes (the wire is the same as for string) so that UTF-8 is
+    checked here, strictly, rather than by the runtime.
+    """
+    field = descriptor_pb2.FieldDescriptorProto
+    spec = descriptor_pb2.FileDescriptorProto(
+        name="tickstream_kpl.proto", package="tickstream.kpl", syntax="proto2"
+    )
+    tag = spec.message_type.add(name="Tag")
+    tag.field.add(name="key", number=1, type=field.TYPE_BYTES, label=field.LABEL_REQUIRED)
+    tag.field.add(name="value", number=2, type=field.TYPE_BYTES, label=field.LABEL_OPTIONAL)
+    record = spec.message_type.add(name="Record")
+    record.field.add(name="partition_key_index", number=1, type=field.TYPE_UINT64, label=field.LABEL_REQUIRED)
+    record.field.add(
+        name="explicit_hash_key_index", number=2, type=field.TYPE_UINT64, label=field.LABEL_OPTIONAL
+    )
+    record.field.add(name="data", number=3, type=field.TYPE_BYTES, label=field.LABEL_REQUIRED)
+    record.field.add(
+        name="tags",
+        number=4,
+        type=field.TYPE_MESSAGE,
+        label=field.LABEL_REPEATED,
+        type_name=".tickstream.kpl.Tag",
+    )
+    aggregate = spec.message_type.add(name="AggregatedRecord")
+    aggregate.field.add(
+        name="partition_key_table", number=1, type=field.TYPE_BYTES, label=field.LABEL_REPEATED
+    )
+    aggregate.field.add(
+        name="explicit_hash_key_table", number=2, type=field.TYPE_BYTES, label=field.LABEL_REPEATED
+    )
+    aggregate.field.add(
+        name="records",
+        number=3,
+        type=field.TYPE_MESSAGE,
+        label=field.LABEL_REPEATED,
+        type_name=".tickstream.kpl.Record",
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(spec)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("tickstream.kpl.AggregatedRecord"))
 
 
-def _skip_field(buf: bytes, wire: int, pos: int, end: int) -> int:
-    if wire == _WIRE_VARINT:
-        return _read_varint(buf, pos, end)[1]
-    if wire == _WIRE_LENGTH:
-        length, pos = _read_varint(buf, pos, end)
-        pos += length
-    elif wire == _WIRE_FIXED64:
-        pos += 8
-    elif wire == _WIRE_FIXED32:
-        pos += 4
-    else:
-        raise CorruptAggregate(f"unsupported protobuf wire type {wire}")
-    if pos > end:
-        raise CorruptAggregate("field runs past the end of its message")
-    return pos
-
-
-def _read_record(buf: bytes, pos: int, end: int) -> tuple[int, int | None, bytes]:
-    pk_index: int | None = None
-    ehk_index: int | None = None
-    data: bytes | None = None
-    while pos < end:
-        key, pos = _read_varint(buf, pos, end)
-        field, wire = key >> 3, key & 7
-        if field == 1 and wire == _WIRE_VARINT:
-            pk_index, pos = _read_varint(buf, pos, end)
-        elif field == 2 and wire == _WIRE_VARINT:
-            ehk_index, pos = _read_varint(buf, pos, end)
-        elif field == 3 and wire == _WIRE_LENGTH:
-            length, pos = _read_varint(buf, pos, end)
-            if pos + length > end:
-                raise CorruptAggregate("record data runs past the end of its record")
-            data = buf[pos : pos + length]
-            pos += length
-        else:
-            pos = _skip_field(buf, wire, pos, end)
-    if pk_index is None or data is None:
-        raise CorruptAggregate("record lacks its partition key index or data")
-    return pk_index, ehk_index, data
+_AggregatedRecord = _message_class()
 
 
 def decode_aggregate(blob: bytes) -> list[UserRecord]:
@@ -185,36 +178,29 @@ def decode_aggregate(blob: bytes) -> list[UserRecord]:
     message = blob[len(MAGIC) : -DIGEST_SIZE]
     if hashlib.md5(message, usedforsecurity=False).digest() != blob[-DIGEST_SIZE:]:
         raise CorruptAggregate("MD5 digest does not match the protobuf message")
-    pk_table: list[str] = []
-    ehk_table: list[str] = []
-    raw_records: list[tuple[int, int | None, bytes]] = []
-    end = len(message)
-    pos = 0
-    while pos < end:
-        key, pos = _read_varint(message, pos, end)
-        field, wire = key >> 3, key & 7
-        if wire == _WIRE_LENGTH and field in (1, 2, 3):
-            length, pos = _read_varint(message, pos, end)
-            stop = pos + length
-            if stop > end:
-                raise CorruptAggregate("field runs past the end of the message")
-            if field == 3:
-                raw_records.append(_read_record(message, pos, stop))
-            else:
-                try:
-                    text = message[pos:stop].decode()
-                except UnicodeDecodeError as exc:
-                    raise CorruptAggregate("a key table entry is not UTF-8") from exc
-                (pk_table if field == 1 else ehk_table).append(text)
-            pos = stop
-        else:
-            pos = _skip_field(message, wire, pos, end)
-    if not raw_records:
+    try:
+        parsed = _AggregatedRecord.FromString(message)
+    except DecodeError as exc:
+        raise CorruptAggregate(f"protobuf wire format is corrupt: {exc}") from exc
+    if not parsed.IsInitialized():
+        raise CorruptAggregate("a user record lacks its partition key index or data")
+    if not parsed.records:
         raise CorruptAggregate("aggregated record holds no user records")
+    try:
+        pk_table = [key.decode() for key in parsed.partition_key_table]
+        ehk_table = [key.decode() for key in parsed.explicit_hash_key_table]
+    except UnicodeDecodeError as exc:
+        raise CorruptAggregate("a key table entry is not UTF-8") from exc
+    keys = len(pk_table)
     records = []
-    for sub_sequence, (pk_index, ehk_index, data) in enumerate(raw_records):
-        if pk_index >= len(pk_table) or (ehk_index is not None and ehk_index >= len(ehk_table)):
+    for sub_sequence, user in enumerate(parsed.records):
+        index = user.partition_key_index
+        if index >= keys:
             raise CorruptAggregate(f"user record {sub_sequence} points past its key table")
-        ehk = ehk_table[ehk_index] if ehk_index is not None else None
-        records.append(UserRecord(pk_table[pk_index], ehk, data, sub_sequence))
+        ehk = None
+        if user.HasField("explicit_hash_key_index"):
+            if user.explicit_hash_key_index >= len(ehk_table):
+                raise CorruptAggregate(f"user record {sub_sequence} points past its key table")
+            ehk = ehk_table[user.explicit_hash_key_index]
+        records.append(UserRecord(pk_table[index], ehk, user.data, sub_sequence))
     return records

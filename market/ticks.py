@@ -9,22 +9,25 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 SYMBOL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,31}")
 # Ids made only of these characters need no JSON escaping, which keeps encoding off json.dumps.
 _PLAIN_ID = re.compile(r"[A-Za-z0-9:._+-]+")
 MAX_ID_LENGTH = 128
 # Bars sum prices and sizes exactly and DynamoDB keeps 38 significant digits (DynamoDB developer
-# guide, "Number" data type): with these bounds a bar's notional stays exact for 100,000 ticks of
-# the largest price and size, and far more of real ones.
+# guide, "Number" data type): with these bounds a bar's notional stays exact for 10^8 ticks of
+# the largest price and size. They also keep every value to at most 15 significant digits,
+# which a binary double holds exactly (see decode_tick).
 MAX_PRICE = Decimal(10_000_000)
-MAX_SIZE = Decimal(10_000_000_000)
+MAX_SIZE = Decimal(10_000_000)
 MAX_DECIMAL_PLACES = 8
+ZERO = Decimal(0)
 # Event times outside [1970-01-01, 10000-01-01) cannot be bucketed into a UTC calendar day.
 MIN_TS_MS = 0
 MAX_TS_MS = 253_402_300_800_000
@@ -51,8 +54,9 @@ class InvalidTick(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class Tick:
+class Tick(NamedTuple):
+    """Immutable; a NamedTuple because the aggregator builds one per tick and this is the cheapest."""
+
     symbol: str
     price: Decimal
     size: Decimal
@@ -60,13 +64,45 @@ class Tick:
     id: str | None = None
 
 
+# Validated values by the raw JSON value they came from. A market repeats its prices, sizes and
+# symbols endlessly, so most ticks skip the Decimal work; each memo is emptied when it fills.
+MEMO_LIMIT = 100_000
+_valid_symbols: set[str] = set()
+_valid_prices: dict[float | int, Decimal] = {}
+_valid_sizes: dict[float | int, Decimal] = {}
+
+
 def validate_symbol(value: object) -> str:
+    if value.__class__ is str and value in _valid_symbols:
+        return value
     if not isinstance(value, str) or SYMBOL_PATTERN.fullmatch(value) is None:
         raise InvalidTick(
             RejectReason.BAD_SYMBOL,
             f"symbol {value!r} must match {SYMBOL_PATTERN.pattern} (1-32 of letters, digits, '._+-')",
         )
+    _remember(_valid_symbols, value)
     return value
+
+
+def _remember(memo: set[str], value: str) -> None:
+    if len(memo) >= MEMO_LIMIT:
+        memo.clear()
+    memo.add(value)
+
+
+def _memoized(memo: dict[float | int, Decimal], value: object) -> Decimal | None:
+    """The memo's answer for a JSON int or float (never a bool, which equals 0 or 1)."""
+    if value.__class__ is float or value.__class__ is int:
+        return memo.get(value)
+    return None
+
+
+def _memorize(memo: dict[float | int, Decimal], value: object, number: Decimal) -> Decimal:
+    if value.__class__ is float or value.__class__ is int:
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        memo[value] = number
+    return number
 
 
 def _finite_decimal(value: object, reason: RejectReason, name: str) -> Decimal:
@@ -94,19 +130,25 @@ def _storable(number: Decimal, limit: Decimal, reason: RejectReason, name: str) 
 
 
 def validate_price(value: object) -> Decimal:
+    known = _memoized(_valid_prices, value)
+    if known is not None:
+        return known
     price = _finite_decimal(value, RejectReason.BAD_PRICE, "price")
     if price <= 0:
         raise InvalidTick(RejectReason.BAD_PRICE, f"price {value!r} must be greater than 0")
-    return _storable(price, MAX_PRICE, RejectReason.BAD_PRICE, "price")
+    return _memorize(_valid_prices, value, _storable(price, MAX_PRICE, RejectReason.BAD_PRICE, "price"))
 
 
 def validate_size(value: object) -> Decimal:
     if value is None:
-        return Decimal(0)
+        return ZERO
+    known = _memoized(_valid_sizes, value)
+    if known is not None:
+        return known
     size = _finite_decimal(value, RejectReason.BAD_SIZE, "size")
     if size < 0:
         raise InvalidTick(RejectReason.BAD_SIZE, f"size {value!r} must be 0 or more")
-    return _storable(size, MAX_SIZE, RejectReason.BAD_SIZE, "size")
+    return _memorize(_valid_sizes, value, _storable(size, MAX_SIZE, RejectReason.BAD_SIZE, "size"))
 
 
 def validate_timestamp(value: object) -> int:
@@ -152,7 +194,7 @@ def tick_from_object(obj: object) -> Tick:
         return Tick(
             symbol=validate_symbol(fields.get("TICKER")),
             price=validate_price(fields.get("PRICE")),
-            size=Decimal(0),
+            size=ZERO,
             ts_ms=validate_timestamp(fields.get("EVENT_TIME")),
         )
     return Tick(
@@ -165,7 +207,25 @@ def tick_from_object(obj: object) -> Tick:
 
 
 def decode_tick(data: bytes) -> Tick:
-    """Parses JSON with decimals kept exact, so a price is never drifted through a binary float."""
+    """Parses a tick, its numbers kept exactly as sent.
+
+    The fast path parses with orjson: within the tick bounds every number has at most 15
+    significant digits, and a binary double's shortest repr then is the very text that was sent.
+    A record whose price or size is longer (9+ digits after a point, or a run of 16+ digits), or
+    that has any escape in it, takes the exact path with Decimals, so a too-precise value is
+    rejected rather than silently rounded; so does anything orjson refuses, for the precise reason.
+    """
+    if _numbers_are_short(data):
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            return tick_from_object(obj)
+    return _decode_exact(data)
+
+
+def _decode_exact(data: bytes) -> Tick:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -179,6 +239,28 @@ def decode_tick(data: bytes) -> Tick:
 
 def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not a JSON number")
+
+
+# The number after a key, when it has more digits than a double keeps: 9+ after the point, or 16+.
+_LONG_NUMBER_AFTER_KEY = re.compile(rb"\s*:\s*-?[0-9]*(?:\.[0-9]{9}|[0-9]{16})")
+_NUMBER_KEYS = (b'"price"', b'"size"', b'"PRICE"')
+
+
+def _numbers_are_short(data: bytes) -> bool:
+    """True when the fast path keeps every price and size exact (see decode_tick).
+
+    Keys are found with bytes.find, far cheaper than a regex over the record; a record with an
+    escape could spell a key another way (\\u0070rice), so it goes the exact way.
+    """
+    if b"\\" in data:
+        return False
+    for key in _NUMBER_KEYS:
+        at = data.find(key)
+        while at >= 0:
+            if _LONG_NUMBER_AFTER_KEY.match(data, at + len(key)):
+                return False
+            at = data.find(key, at + 1)
+    return True
 
 
 # One decoder for all ticks: json.loads with options would build a new one per call.

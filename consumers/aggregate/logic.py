@@ -22,7 +22,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from market.bars import BASE_INTERVAL, EXACT, BarAccumulator, TickKey, bucket_start
 from market.kpl_records import CorruptAggregate, decode_aggregate, is_aggregated
@@ -52,8 +52,9 @@ class RawRecord:
         return int(self.sequence_number)
 
 
-@dataclass(frozen=True, slots=True)
-class PositionedTick:
+class PositionedTick(NamedTuple):
+    """A tick and its place in the shard; a NamedTuple as one is built per tick."""
+
     tick: Tick
     position: Position
     arrival_ms: int

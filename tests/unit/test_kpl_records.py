@@ -90,12 +90,13 @@ def test_bad_digest_is_refused_not_passed_through() -> None:
 @pytest.mark.parametrize(
     ("message", "why"),
     [
-        (b"\x1a\x05\x08\x00\x1a", "runs past"),  # record claims 5 bytes, has 3
+        (b"\x1a\x05\x08\x00\x1a", "corrupt"),  # record claims 5 bytes, has 3
         (b"\x0a\x01A\x1a\x04\x08\x05\x1a\x00", "points past"),  # key index 5 of a 1-key table
         (b"\x0a\x01A\x1a\x02\x1a\x00", "lacks"),  # record without key index
-        (b"\x0a\x01A\x1a\x03\x08\xff\xff", "varint"),  # truncated varint
+        (b"\x0a\x01A\x1a\x03\x08\xff\xff", "corrupt"),  # truncated varint
         (b"\x0a\x01A", "no user records"),
-        (b"\x0f\x00", "wire type"),
+        (b"\x0f\x00", "corrupt"),  # wire type 7 does not exist
+        (b"\x0a\x02\xff\xfe\x1a\x04\x08\x00\x1a\x00", "UTF-8"),  # key table entry not UTF-8
     ],
 )
 def test_broken_protobuf_with_a_valid_digest_is_refused(message: bytes, why: str) -> None:
