@@ -133,8 +133,15 @@ def status() -> None:
 
 
 def handler_environment(settings: Settings) -> dict[str, str]:
-    """What in-process handlers need to reach the same local stack as the runner."""
-    environment = {"AWS_REGION": settings.region, "AWS_DEFAULT_REGION": settings.region}
+    """What in-process handlers need to reach the same local stack as the runner.
+
+    Tracing is off: the local stack has no X-Ray daemon for Powertools Tracer to send to.
+    """
+    environment = {
+        "AWS_REGION": settings.region,
+        "AWS_DEFAULT_REGION": settings.region,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
     if settings.endpoint_url is not None:
         environment["AWS_ENDPOINT_URL"] = settings.endpoint_url
     if settings.local_credentials:

@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -23,6 +23,7 @@ from consumers.aggregate.settings import AggregatorSettings
 
 logger = Logger(service="aggregator")
 metrics = Metrics(namespace="tickstream", service="aggregator")
+tracer = Tracer(service="aggregator")
 _aggregator: Aggregator | None = None
 
 
@@ -51,6 +52,7 @@ def raw_records(event: KinesisStreamEvent) -> list[RawRecord]:
 
 @metrics.log_metrics
 @logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     global _aggregator  # noqa: PLW0603 - the cold-start cache Lambda reuses between invocations
     if _aggregator is None:
@@ -59,6 +61,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records = raw_records(kinesis_event)
     windowed = "window" in event
     shard_id = event.get("shardId") or (records[0].shard_id if records else "unknown")
+    tracer.put_annotation("shard_id", shard_id)
     state = WindowState.from_json(event.get("state")) if windowed else WindowState()
     report = _aggregator.take(shard_id, records, state)
     metrics.add_metric("TicksProcessed", MetricUnit.Count, report.counts.taken)
