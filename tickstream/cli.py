@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -18,10 +19,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from charts.builder import Chart, ChartBuilder
+from charts.render import render_chart
+from charts.site_bucket import SiteBucket, SiteError
+from consumers.aggregate.bars_table import BarsTable, BarsTableError
 from consumers.local_runner.aws_io import RunnerIOError
 from consumers.local_runner.runner import LocalRunner, MappingRun
 from consumers.shard_reader import ShardReader, StreamReadError
-from market.ticks import InvalidTick, Tick, validate_timestamp
+from market.ticks import InvalidTick, Tick, validate_symbol, validate_timestamp
 from producer.kinesis_writer import KinesisError, KinesisStreamWriter
 from producer.pipeline import Pace, ProduceOptions, Producer, ProduceStats
 from producer.sources import BadCsvRow, CsvReplay, SyntheticMarket
@@ -34,6 +39,11 @@ from tickstream.settings import Settings, SettingsError
 from tickstream.stack import StackDeployer, StackError, StackOutputs
 
 DEFAULT_SYMBOLS = "AAPL,MSFT,GOOG,AMZN,NVDA,META,TSLA,JPM"
+# The demo's backfill: two hours of event time before now, so the charts have candles to show.
+HISTORY_MS = 2 * 3_600_000
+HISTORY_RATE = 10.0
+# Below this many charts a process pool costs more to start than it saves.
+PARALLEL_FROM = 8
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 # Off a terminal rich assumes 80 columns; the demo's tables want more.
@@ -191,6 +201,52 @@ def consume(
         )
 
 
+def draw_in_parallel(charts: list[Chart]) -> list[bytes]:
+    """Renders on every core when there are enough charts to pay for the worker processes."""
+    if len(charts) < PARALLEL_FROM:
+        return [render_chart(c.frame, c.title, c.bar_seconds) for c in charts]
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        frames, titles, widths = (
+            [c.frame for c in charts],
+            [c.title for c in charts],
+            [c.bar_seconds for c in charts],
+        )
+        return list(pool.map(render_chart, frames, titles, widths))
+
+
+def build_charts(clients: AwsClients, outputs: StackOutputs, symbol: str | None) -> int:
+    table = BarsTable(clients.client("dynamodb"), outputs.BarsTableName)
+    builder = ChartBuilder(table, SiteBucket(clients.client("s3"), outputs.SiteBucketName))
+    series = {(s, i) for s, i in table.list_series() if symbol is None or s == symbol}
+    return builder.rebuild(series, int(time.time()), draw=draw_in_parallel)
+
+
+def site_url(outputs: StackOutputs) -> str:
+    return f"{state.settings.endpoint_url}/{outputs.SiteBucketName}/index.html"
+
+
+@app.command()
+def charts(
+    symbol: Annotated[str | None, typer.Option(help="Rebuild this symbol's charts only.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Rebuild every symbol's charts.")] = False,
+) -> None:
+    """Rebuild charts now from the bars table, and the site's index and manifest."""
+    if (symbol is None) == (not all_):
+        raise fail("give --symbol SYMBOL or --all")
+    if symbol is not None:
+        try:
+            validate_symbol(symbol)
+        except InvalidTick as exc:
+            raise fail(str(exc)) from exc
+    clients = AwsClients(state.settings)
+    try:
+        outputs = _deployer(clients).outputs()
+        drawn = build_charts(clients, outputs, symbol)
+    except (StackError, BarsTableError, SiteError) as exc:
+        raise fail(str(exc)) from exc
+    out.print(f"rendered {drawn} chart(s); site: {site_url(outputs)}")
+
+
 def _start_ms(text: str | None) -> int:
     if text is None:
         return int(time.time() * 1000)
@@ -340,14 +396,28 @@ def demo(
         f"producing {seconds:.0f}s of ticks at {rate:,.0f}/s "
         f"for {len(market.symbols)} symbols (run {market.run_id()})"
     )
+    history = SyntheticMarket(
+        DEFAULT_SYMBOLS.split(","),
+        HISTORY_RATE,
+        seed=market.seed,
+        start_ms=market.start_ms - HISTORY_MS,
+        duration_s=HISTORY_MS / 1000,
+    )
+    out.print(
+        f"backfilling {HISTORY_MS // 3_600_000} h of history at {HISTORY_RATE:.0f} ticks/s of event time"
+    )
+    backfill = run_producer(history.ticks(), ProduceOptions(pace=Pace.MAX), clients, outputs.StreamName, None)
+    out.print(_summary(backfill))
     stats = run_producer(market.ticks(), ProduceOptions(), clients, outputs.StreamName, int(seconds * rate))
     out.print(_summary(stats))
     landed = show_landing(out, clients, outputs.StreamName, market.run_id(), stats)
     out.print("consuming until idle (the aggregator's event source mapping, run locally)")
     consume(follow=False, until_idle=True)
     bars_ok = show_bars(out, clients, outputs)
+    drawn = build_charts(clients, outputs, None)
+    out.print(f"rendered {drawn} charts; open the site at {site_url(outputs)}")
     out.print(
         f"demo finished at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC; `tickstream down` stops the local AWS"
     )
-    if not (landed and bars_ok):
+    if not (backfill.complete and landed and bars_ok):
         raise typer.Exit(1)

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
 from tickstream.aws_clients import AwsClients
 from tickstream.lambda_artifacts import build_code_zip, point_functions_at, upload_code
+from tickstream.moto_gaps import StackContext, apply_s3_gaps
 from tickstream.settings import Settings
-from tickstream.stack import StackDeployer, StackOutputs, load_template, output_values, translate_template
+from tickstream.stack import (
+    StackDeployer,
+    StackError,
+    StackOutputs,
+    load_template,
+    output_values,
+    translate_template,
+)
 
 
 def deploy_stack(clients: AwsClients, settings: Settings, shards: int) -> tuple[StackOutputs, str]:
@@ -19,8 +31,31 @@ def deploy_stack(clients: AwsClients, settings: Settings, shards: int) -> tuple[
     key = upload_code(clients.client("s3"), bucket, build_code_zip())
     sam = load_template(settings.template_path)
     point_functions_at(sam, bucket, key)
-    parameters = {"ShardCount": str(shards), "LocalRunner": "true"}
-    stack, action = StackDeployer(cloudformation, settings.stack_name).deploy(
-        translate_template(sam, settings.region), parameters
-    )
+    # Locally the site is an S3 website: the page is readable at <endpoint>/<bucket>/index.html.
+    parameters = {"ShardCount": str(shards), "LocalRunner": "true", "SiteAccess": "s3-website"}
+    template = translate_template(sam, settings.region)
+    stack, action = StackDeployer(cloudformation, settings.stack_name).deploy(template, parameters)
+    if settings.embedded:
+        _apply_what_moto_skipped(clients, settings, template, parameters)
     return StackOutputs.from_stack(stack), action
+
+
+def _apply_what_moto_skipped(
+    clients: AwsClients, settings: Settings, template: dict[str, Any], parameters: dict[str, str]
+) -> None:
+    cloudformation = clients.client("cloudformation")
+    try:
+        pages = cloudformation.get_paginator("list_stack_resources").paginate(StackName=settings.stack_name)
+        resources = [r for page in pages for r in page["StackResourceSummaries"] if "LogicalResourceId" in r]
+        account = clients.client("sts").get_caller_identity()["Account"]
+    except (ClientError, BotoCoreError) as exc:
+        raise StackError(f"reading stack {settings.stack_name}: {exc}") from exc
+    defaults = {k: str(v.get("Default", "")) for k, v in template.get("Parameters", {}).items()}
+    context = StackContext(
+        {**defaults, **parameters},
+        {r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for r in resources},
+        settings.region,
+        account,
+        settings.stack_name,
+    )
+    apply_s3_gaps(template, context, clients.client("s3"))

@@ -45,6 +45,7 @@ class StackOutputs:
     DeadLetterQueueUrl: str
     DeadLetterQueueArn: str
     AggregatorFunctionName: str
+    ChartBuilderFunctionName: str
     RunnerCheckpointsTableName: str = ""  # only where the stack was deployed with LocalRunner=true
 
     @classmethod

@@ -92,6 +92,41 @@ class BarsTable:
             raise BarsTableError(f"writing {bar.symbol} {bar.interval} {bar.start}: {exc}") from exc
         bar.version += 1
 
+    def query_bars(self, symbol: str, interval: str, newest: int) -> list[StoredBar]:
+        """The newest `newest` bars of a series, oldest first (the chart builder's read)."""
+        bars: list[StoredBar] = []
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": bar_pk(symbol, interval)}},
+            "ScanIndexForward": False,
+        }
+        try:
+            while len(bars) < newest:
+                answer = self._client.query(Limit=newest - len(bars), **request)
+                bars.extend(item_to_bar(i) for i in answer["Items"])
+                if "LastEvaluatedKey" not in answer:
+                    break
+                request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as exc:
+            raise BarsTableError(f"querying {symbol} {interval}: {exc}") from exc
+        return bars[::-1]
+
+    def list_series(self) -> set[tuple[str, str]]:
+        """Every (symbol, interval) with bars, read from a scan of the keys alone."""
+        series: set[tuple[str, str]] = set()
+        try:
+            pages = self._client.get_paginator("scan").paginate(
+                TableName=self.table_name, ProjectionExpression="pk"
+            )
+            for page in pages:
+                for item in page["Items"]:
+                    symbol, interval = item["pk"]["S"].rsplit("#", 1)
+                    series.add((symbol, interval))
+        except (ClientError, BotoCoreError) as exc:
+            raise BarsTableError(f"listing series: {exc}") from exc
+        return series
+
     def scan_bars(self) -> list[StoredBar]:
         """Every bar in the table; for checks and reports over a small table, not for the hot path."""
         bars: list[StoredBar] = []

@@ -1,0 +1,125 @@
+"""The static site: index.html for people, manifest.json for machines, both from the same entries.
+
+Everything from a record is escaped for HTML and quoted for URLs, though symbols were validated
+long before (A+B and X.Y-Z are valid and must still come out right).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+CHART_INTERVALS = ("1m", "5m", "15m", "1h", "1d", "1w")
+# One column of charts on a phone (400 px), three or more side by side at 1600 px.
+STYLE = """\
+body { font-family: system-ui, sans-serif; margin: 0 auto; padding: 0 1rem; max-width: 1600px; }
+header { display: flex; flex-wrap: wrap; align-items: baseline; gap: 1rem; }
+nav a { margin-right: .6rem; }
+section { border-top: 1px solid #ddd; padding: .5rem 0; }
+.stats span { margin-right: 1rem; }
+.price { font-weight: bold; font-size: 1.2rem; }
+.up { color: #087f23; } .down { color: #b00020; } .flat { color: #666; }
+.charts { display: grid; gap: .5rem;
+  grid-template-columns: repeat(auto-fill, minmax(min(100%, 480px), 1fr)); }
+figure { margin: 0; } figcaption { font-size: .8rem; color: #666; }
+img { width: 100%; height: auto; display: block; }
+"""
+
+
+@dataclass(frozen=True)
+class SymbolEntry:
+    symbol: str
+    last_price: str
+    day_change_pct: str | None
+    updated_at: int  # epoch seconds
+    charts: tuple[str, ...]  # intervals with a chart, in CHART_INTERVALS order
+
+
+def chart_key(symbol: str, interval: str) -> str:
+    return f"charts/{symbol}/{interval}.png"
+
+
+def chart_url(symbol: str, interval: str) -> str:
+    """Relative URL of a chart; the symbol is percent-quoted so '+' stays a plus, not a space."""
+    return f"charts/{quote(symbol, safe='')}/{interval}.png"
+
+
+def day_change_pct(day_open: Decimal, last: Decimal) -> str:
+    return f"{(last - day_open) / day_open * 100:+.2f}"
+
+
+def manifest_json(entries: Iterable[SymbolEntry], generated_at: int) -> bytes:
+    ordered = sorted(entries, key=lambda e: e.symbol)
+    document: dict[str, Any] = {
+        "generated_at": generated_at,
+        "symbols": [{**asdict(e), "charts": {i: chart_url(e.symbol, i) for i in e.charts}} for e in ordered],
+    }
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2)
+
+
+def entries_from_manifest(document: Mapping[str, Any]) -> dict[str, SymbolEntry]:
+    return {
+        item["symbol"]: SymbolEntry(
+            item["symbol"],
+            item["last_price"],
+            item.get("day_change_pct"),
+            int(item["updated_at"]),
+            tuple(i for i in CHART_INTERVALS if i in item.get("charts", {})),
+        )
+        for item in document.get("symbols", [])
+    }
+
+
+def _utc(epoch_s: int) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def index_html(entries: Iterable[SymbolEntry], generated_at: int) -> bytes:
+    ordered = sorted(entries, key=lambda e: e.symbol)
+    sections = []
+    for entry in ordered:
+        name = html.escape(entry.symbol)
+        change = entry.day_change_pct
+        change_class = "flat" if change is None else ("down" if change.startswith("-") else "up")
+        shown_change = "n/a" if change is None else f"{change} %"
+        images = "".join(
+            f'<figure><img src="{html.escape(chart_url(entry.symbol, i))}?v={entry.updated_at}" '
+            f'alt="{name} {i} candlestick chart" loading="lazy"><figcaption>{i}</figcaption></figure>'
+            for i in entry.charts
+        )
+        sections.append(
+            f'<section id="{html.escape(quote(entry.symbol, safe=""))}"><h2>{name}</h2>'
+            f'<p class="stats"><span class="price">{html.escape(entry.last_price)}</span> '
+            f'<span class="{change_class}">{html.escape(shown_change)}</span> '
+            f"<span>updated {html.escape(_utc(entry.updated_at))}</span></p>"
+            f'<div class="charts">{images}</div></section>'
+        )
+    body = "\n".join(sections) or "<p>No bars yet.</p>"
+    nav = "".join(
+        f'<a href="#{html.escape(quote(e.symbol, safe=""))}">{html.escape(e.symbol)}</a>' for e in ordered
+    )
+    page = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>tickstream charts</title>
+<style>
+{STYLE}</style>
+</head>
+<body>
+<header><h1>tickstream</h1><span>generated {html.escape(_utc(generated_at))}</span>
+<nav>{nav}</nav>
+<a href="manifest.json">manifest.json</a></header>
+{body}
+</body>
+</html>
+"""
+    return page.encode()

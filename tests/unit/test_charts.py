@@ -1,0 +1,102 @@
+"""Chart data, rendering and the site page, without AWS."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+
+import matplotlib.image as mpimg
+import orjson
+import pandas as pd
+import pytest
+
+from charts.builder import charts_to_draw
+from charts.chart_data import bars_frame, weekly_from_daily
+from charts.render import render_chart
+from charts.site import SymbolEntry, index_html, manifest_json
+from market.bars import Bar
+
+MINUTE = 1_793_629_800  # 2026-11-02 14:30 UTC
+
+
+def bar(start: int, o: str, h: str, low: str, c: str, v: str = "10", interval: str = "1m") -> Bar:
+    return Bar(
+        "X", interval, start, Decimal(o), Decimal(h), Decimal(low), Decimal(c), Decimal(v), 1, None, 0, 0
+    )
+
+
+def test_missing_bars_stay_missing_and_order_is_by_time() -> None:
+    frame = bars_frame([bar(MINUTE + 180, "3", "3", "3", "3"), bar(MINUTE, "1", "2", "1", "2")])
+    assert list(frame.index) == [
+        pd.Timestamp(MINUTE, unit="s", tz="UTC"),
+        pd.Timestamp(MINUTE + 180, unit="s", tz="UTC"),
+    ]
+    assert list(frame.columns) == ["Open", "High", "Low", "Close", "Volume"]
+
+
+def test_weekly_candles_are_built_from_daily_bars_monday_to_sunday() -> None:
+    monday = 1_793_577_600 - 0  # 2026-11-02 00:00 UTC is a Monday
+    assert pd.Timestamp(monday, unit="s", tz="UTC").day_name() == "Monday"
+    days = [
+        bar(monday + d * 86_400, str(10 + d), str(20 + d), str(5 + d), str(11 + d), "100", "1d")
+        for d in range(9)
+    ]
+    weekly = weekly_from_daily(bars_frame(days))
+    assert [day.strftime("%Y-%m-%d") for day in weekly.index] == ["2026-11-02", "2026-11-09"]
+    first = weekly.iloc[0]
+    assert (first.Open, first.High, first.Low, first.Close, first.Volume) == (10, 26, 5, 17, 700)
+
+
+def pixels(png: bytes) -> tuple[tuple[int, ...], float]:
+    image = mpimg.imread(io.BytesIO(png), format="png")
+    return image.shape, float(image.std())
+
+
+@pytest.mark.parametrize(
+    "bars",
+    [
+        [bar(MINUTE, "10", "11", "9", "10.5")],  # a single bar
+        [bar(MINUTE, "10", "10", "10", "10"), bar(MINUTE + 60, "10", "10", "10", "10")],  # flat: high == low
+        [bar(MINUTE + 60 * i, "10", "11", "9", "10", "0") for i in range(3)],  # zero volume
+        [
+            bar(MINUTE + 60 * i, str(10 + i % 3), str(12 + i % 3), str(9 + i % 3), str(11 + i % 3))
+            for i in range(200)
+        ],
+    ],
+)
+def test_charts_are_real_pngs_of_the_expected_size_and_not_blank(bars: list[Bar]) -> None:
+    png = render_chart(bars_frame(bars), "X 1m (UTC)", 60)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    shape, spread = pixels(png)
+    assert shape[:2] == (480, 800)
+    assert spread > 0.05
+
+
+def test_a_changed_daily_bar_also_redraws_the_weekly_chart() -> None:
+    assert charts_to_draw([("A+B", "1d"), ("X.Y-Z", "1m"), ("Q", "2h")]) == [
+        ("A+B", "1d"),
+        ("A+B", "1w"),
+        ("X.Y-Z", "1m"),
+    ]
+
+
+def test_the_page_escapes_text_and_quotes_urls_of_hostile_looking_but_valid_symbols() -> None:
+    entries = [
+        SymbolEntry("A+B", "12.5", "+1.25", MINUTE, ("1m", "1d")),
+        SymbolEntry("X.Y-Z", "0.5", "-0.10", MINUTE, ("1m",)),
+    ]
+    page = index_html(entries, MINUTE).decode()
+    assert 'src="charts/A%2BB/1m.png?v=' in page
+    assert 'src="charts/X.Y-Z/1m.png?v=' in page
+    assert "<h2>A+B</h2>" in page
+    assert 'class="down">-0.10 %' in page
+    assert page.count("<img ") == 3
+    manifest = orjson.loads(manifest_json(entries, MINUTE))
+    assert [s["symbol"] for s in manifest["symbols"]] == ["A+B", "X.Y-Z"]
+    assert manifest["symbols"][0]["charts"] == {"1m": "charts/A%2BB/1m.png", "1d": "charts/A%2BB/1d.png"}
+
+
+def test_text_from_a_record_cannot_become_markup() -> None:
+    page = index_html([SymbolEntry("X", "<b>1</b>", None, MINUTE, ())], MINUTE).decode()
+    assert "<b>1</b>" not in page
+    assert "&lt;b&gt;1&lt;/b&gt;" in page

@@ -1,0 +1,142 @@
+"""Template resources moto's CloudFormation skips, applied from the same template.
+
+moto 5.2's CloudFormation creates an S3 bucket with its encryption and tags only: bucket
+policies and website configurations in the template are dropped without a word. Against the
+embedded moto, `tickstream up` applies them through the S3 API, with their values resolved
+from the deployed stack, so the template stays the one description of them. An intrinsic this
+resolver does not know is an error, never a guess.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tickstream.stack import StackError
+
+_SUB_VARIABLE = re.compile(r"\$\{([^}]+)\}")
+NO_VALUE = object()
+
+
+class UnsupportedTemplate(StackError):
+    """The template uses an intrinsic function or shape that this resolver cannot evaluate."""
+
+
+@dataclass(frozen=True)
+class StackContext:
+    parameters: Mapping[str, str]
+    physical_ids: Mapping[str, str]  # logical id -> physical id (a bucket's name)
+    region: str
+    account: str
+    stack_name: str
+
+    def ref(self, name: str) -> Any:
+        pseudo = {
+            "AWS::Region": self.region,
+            "AWS::AccountId": self.account,
+            "AWS::StackName": self.stack_name,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": NO_VALUE,
+        }
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.physical_ids:
+            return self.physical_ids[name]
+        raise UnsupportedTemplate(f"Ref to unknown name {name!r}")
+
+    def attribute(self, logical: str, attribute: str) -> str:
+        if attribute == "Arn" and logical in self.physical_ids:
+            return f"arn:aws:s3:::{self.physical_ids[logical]}"
+        raise UnsupportedTemplate(f"GetAtt {logical}.{attribute} is not resolved for moto")
+
+
+def resolve(value: Any, context: StackContext, conditions: Mapping[str, bool]) -> Any:
+    if isinstance(value, list):
+        items = [resolve(v, context, conditions) for v in value]
+        return [v for v in items if v is not NO_VALUE]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        ((key, argument),) = value.items()
+        if key == "Ref":
+            return context.ref(argument)
+        if key == "Fn::GetAtt":
+            logical, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
+            return context.attribute(logical, attribute)
+        if key == "Fn::Sub":
+            if not isinstance(argument, str):
+                raise UnsupportedTemplate("Fn::Sub with a variable map")
+            return _SUB_VARIABLE.sub(lambda m: _sub_variable(m.group(1), context), argument)
+        if key == "Fn::If":
+            name, when_true, when_false = argument
+            return resolve(when_true if conditions[name] else when_false, context, conditions)
+        if key.startswith("Fn::"):
+            raise UnsupportedTemplate(f"{key} is not resolved for moto")
+    resolved = {k: resolve(v, context, conditions) for k, v in value.items()}
+    return {k: v for k, v in resolved.items() if v is not NO_VALUE}
+
+
+def _sub_variable(name: str, context: StackContext) -> str:
+    if "." in name and not name.startswith("AWS::"):
+        logical, attribute = name.split(".", 1)
+        return context.attribute(logical, attribute)
+    return str(context.ref(name))
+
+
+def evaluate_conditions(template: Mapping[str, Any], context: StackContext) -> dict[str, bool]:
+    conditions: dict[str, bool] = {}
+
+    def truth(expression: Any) -> bool:
+        ((key, argument),) = expression.items()
+        if key == "Fn::Equals":
+            left, right = (resolve(a, context, conditions) for a in argument)
+            return bool(left == right)
+        if key == "Fn::Not":
+            return not truth(argument[0])
+        if key == "Fn::And":
+            return all(truth(a) for a in argument)
+        if key == "Fn::Or":
+            return any(truth(a) for a in argument)
+        if key == "Condition":
+            return conditions[argument]
+        raise UnsupportedTemplate(f"condition function {key}")
+
+    for name, expression in template.get("Conditions", {}).items():
+        conditions[name] = truth(expression)
+    return conditions
+
+
+def apply_s3_gaps(template: Mapping[str, Any], context: StackContext, s3: Any) -> list[str]:
+    """Applies the template's bucket policies and website configurations; returns what was applied."""
+    conditions = evaluate_conditions(template, context)
+    applied = []
+    try:
+        for logical, resource in template.get("Resources", {}).items():
+            if resource["Type"] not in ("AWS::S3::BucketPolicy", "AWS::S3::Bucket"):
+                continue
+            if "Condition" in resource and not conditions[resource["Condition"]]:
+                continue
+            properties = resolve(resource.get("Properties", {}), context, conditions)
+            if resource["Type"] == "AWS::S3::BucketPolicy":
+                s3.put_bucket_policy(
+                    Bucket=properties["Bucket"], Policy=json.dumps(properties["PolicyDocument"])
+                )
+                applied.append(logical)
+            elif resource["Type"] == "AWS::S3::Bucket" and "WebsiteConfiguration" in properties:
+                website = properties["WebsiteConfiguration"]
+                s3.put_bucket_website(
+                    Bucket=context.physical_ids[logical],
+                    WebsiteConfiguration={"IndexDocument": {"Suffix": website["IndexDocument"]}},
+                )
+                applied.append(f"{logical}.WebsiteConfiguration")
+    except (ClientError, BotoCoreError) as exc:
+        raise StackError(f"applying S3 settings moto's CloudFormation skipped: {exc}") from exc
+    return applied
