@@ -16,12 +16,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 from aws_kinesis_agg.aggregator import RecordAggregator
 
+from charts.builder import Chart
+from charts.chart_data import bars_frame
+from charts.render import render_chart
 from consumers.aggregate.logic import RawRecord, WindowState, accumulate, explode
-from market.bars import DEFAULT_INTERVALS, bars_of, bucket_start
+from market.bars import DEFAULT_INTERVALS, Bar, bars_of, bucket_start
 from market.kpl_records import AggregateBuilder, decode_aggregate
 from market.ticks import Tick, encode_tick
 from producer.batching import ShardAggregators
@@ -30,6 +34,7 @@ from producer.pipeline import Pace, ProduceOptions, Producer
 from producer.shard_map import MAX_HASH_KEY, ShardMap, ShardRange
 from producer.sources import SyntheticMarket
 from tickstream.aws_clients import AwsClients
+from tickstream.cli import draw_in_parallel
 from tickstream.deploy import deploy_stack
 from tickstream.embedded_aws import EmbeddedAws, free_local_port
 from tickstream.settings import Settings
@@ -236,6 +241,56 @@ def aggregator_rows() -> list[Row]:
     ]
 
 
+def chart_rows() -> list[Row]:
+    """One 200-candle chart on one core, and a 50 x 4 rebuild on every core beside one process."""
+    start = 1_795_000_000
+    bars = [
+        Bar(
+            "X",
+            "1m",
+            start + 60 * i,
+            Decimal(100 + i % 7),
+            Decimal(101 + i % 7),
+            Decimal(99 + i % 7),
+            Decimal(100 + (i + 1) % 7),
+            Decimal(1000 + i),
+            10,
+            None,
+            0,
+            0,
+        )
+        for i in range(200)
+    ]
+    frame = bars_frame(bars)
+    os.sched_setaffinity(0, {0})
+    single = 1 / best_rate(1, lambda: render_chart(frame, "X 1m (UTC)", 60)) * 1000
+    os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    charts = [Chart(f"S{i:02d}", interval, frame) for i in range(50) for interval in ("1m", "5m", "1h", "1d")]
+    started = time.perf_counter()
+    for chart in charts:
+        render_chart(chart.frame, chart.title, chart.bar_seconds)
+    serial = len(charts) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    draw_in_parallel(charts)
+    parallel = len(charts) / (time.perf_counter() - started)
+    return [
+        Row(
+            "one 200-candle chart with volume and two moving averages",
+            single,
+            "ms",
+            "budget <= 100 on one core",
+        ),
+        Row("full rebuild, 50 symbols x 4 intervals, one process", serial, "charts/s", "baseline, same run"),
+        Row(
+            f"full rebuild, process pool on {os.cpu_count()} cores",
+            parallel,
+            "charts/s",
+            "tickstream charts --all",
+        ),
+        Row("pool / one process", parallel / serial, "x"),
+    ]
+
+
 def render(section: str, title: str, rows: list[Row]) -> str:
     cpu = platform.processor() or platform.machine()
     model = next(
@@ -259,7 +314,7 @@ def render(section: str, title: str, rows: list[Row]) -> str:
         "|---|---:|---|---|",
     ]
     for row in rows:
-        figure = f"{row.figure:,.1f}" if row.unit == "x" else f"{row.figure:,.0f}"
+        figure = f"{row.figure:,.1f}" if row.unit in ("x", "charts/s") else f"{row.figure:,.0f}"
         lines.append(f"| {row.what} | {figure} | {row.unit} | {row.note} |")
     lines.append(f"<!-- {section}:end -->")
     return "\n".join(lines)
@@ -277,6 +332,7 @@ def main() -> None:
     for section, title, rows in (
         ("producer", "Producer", cpu_rows() + delivery_rows()),
         ("aggregator", "Aggregator", aggregator_rows()),
+        ("charts", "Charts", chart_rows()),
     ):
         body = render(section, title, rows)
         print(body)
