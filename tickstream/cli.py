@@ -164,7 +164,7 @@ def run_consumer(clients: AwsClients, outputs: StackOutputs, until_idle: bool) -
         raise fail("the stack has no runner checkpoints table: deploy it with `tickstream up`")
     runner = LocalRunner(
         clients.client,
-        frozenset({outputs.AggregatorFunctionName}),
+        frozenset({outputs.AggregatorFunctionName, outputs.ChartBuilderFunctionName}),
         outputs.RunnerCheckpointsTableName,
         handler_environment(state.settings),
     )
@@ -411,11 +411,12 @@ def demo(
     stats = run_producer(market.ticks(), ProduceOptions(), clients, outputs.StreamName, int(seconds * rate))
     out.print(_summary(stats))
     landed = show_landing(out, clients, outputs.StreamName, market.run_id(), stats)
-    out.print("consuming until idle (the aggregator's event source mapping, run locally)")
+    out.print(
+        "consuming until idle (the aggregator's and the chart builder's event source mappings, run locally)"
+    )
     consume(follow=False, until_idle=True)
     bars_ok = show_bars(out, clients, outputs)
-    drawn = build_charts(clients, outputs, None)
-    out.print(f"rendered {drawn} charts; open the site at {site_url(outputs)}")
+    out.print(f"charts drawn by the chart builder's stream mapping; open the site at {site_url(outputs)}")
     out.print(
         f"demo finished at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC; `tickstream down` stops the local AWS"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 import time
 import uuid
@@ -20,13 +21,17 @@ class RunnerIOError(RuntimeError):
     """The local stack could not be read or written; the message names the call."""
 
 
-def kinesis_mappings(lambda_client: Any, function_names: frozenset[str]) -> list[Mapping]:
-    """Enabled Kinesis mappings of these functions, with each function's handler, timeout and environment."""
+def stream_mappings(lambda_client: Any, function_names: frozenset[str]) -> list[Mapping]:
+    """Enabled Kinesis and DynamoDB Streams mappings of these functions, with their functions' settings."""
     found = []
     try:
         for page in lambda_client.get_paginator("list_event_source_mappings").paginate():
             for esm in page["EventSourceMappings"]:
-                if ":kinesis:" not in esm["EventSourceArn"] or esm.get("State", "Enabled") != "Enabled":
+                source = esm["EventSourceArn"]
+                if (
+                    not (":kinesis:" in source or ":dynamodb:" in source)
+                    or esm.get("State", "Enabled") != "Enabled"
+                ):
                     continue
                 if esm["FunctionArn"].rsplit(":", 1)[-1] not in function_names:
                     continue
@@ -111,6 +116,100 @@ class KinesisShardSource:
             raise RunnerIOError(f"get_shard_iterator on {self._shard.shard_id}: {exc}") from exc
         self._iterator_after = after
         return iterator
+
+
+# GetRecords on a DynamoDB stream returns at most 1,000 records (DynamoDB Streams API reference).
+MAX_STREAM_RECORDS_PER_GET = 1_000
+
+
+def dynamodb_stream_shards(client: Any, stream_arn: str) -> list[ShardInfo]:
+    shards: list[ShardInfo] = []
+    kwargs: dict[str, Any] = {"StreamArn": stream_arn}
+    try:
+        while True:
+            description = client.describe_stream(**kwargs)["StreamDescription"]
+            for s in description["Shards"]:
+                ended = "EndingSequenceNumber" in s.get("SequenceNumberRange", {})
+                shards.append(ShardInfo(s["ShardId"], s.get("ParentShardId"), None, 0, 0, not ended))
+            if not description.get("LastEvaluatedShardId"):
+                return shards
+            kwargs["ExclusiveStartShardId"] = description["LastEvaluatedShardId"]
+    except (ClientError, BotoCoreError) as exc:
+        raise RunnerIOError(f"describing stream {stream_arn}: {exc}") from exc
+
+
+class DynamoStreamSource:
+    """Reads one DynamoDB stream shard after a sequence number, as Lambda's poller does."""
+
+    def __init__(self, client: Any, stream_arn: str, shard_id: str, starting_position: str) -> None:
+        self._client = client
+        self._stream_arn = stream_arn
+        self._shard_id = shard_id
+        self._starting_position = starting_position
+        self._iterator: str | None = None
+        self._iterator_after: str | None = None
+        self._started = False
+
+    def fetch(self, after: str | None, limit: int) -> Fetch:
+        if not self._started or self._iterator_after != after:
+            self._iterator = self._new_iterator(after)
+            self._started = True
+        if self._iterator is None:
+            return Fetch([], closed=True)
+        try:
+            page = self._client.get_records(
+                ShardIterator=self._iterator, Limit=min(limit, MAX_STREAM_RECORDS_PER_GET)
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise RunnerIOError(f"get_records on {self._shard_id}: {exc}") from exc
+        records = [
+            SourceRecord(
+                self._shard_id,
+                r["dynamodb"]["SequenceNumber"],
+                "",
+                orjson.dumps(_lambda_shape(r), default=_base64_of_bytes),
+                _epoch(r["dynamodb"].get("ApproximateCreationDateTime")),
+            )
+            for r in page["Records"]
+        ]
+        self._iterator = page.get("NextShardIterator")
+        if records:
+            self._iterator_after = records[-1].sequence_number
+        return Fetch(records, closed=self._iterator is None)
+
+    def _new_iterator(self, after: str | None) -> str | None:
+        kwargs: dict[str, Any] = {"StreamArn": self._stream_arn, "ShardId": self._shard_id}
+        if after is None:
+            kwargs["ShardIteratorType"] = self._starting_position
+        else:
+            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=after)
+        try:
+            iterator: str | None = self._client.get_shard_iterator(**kwargs)["ShardIterator"]
+        except (ClientError, BotoCoreError) as exc:
+            raise RunnerIOError(f"get_shard_iterator on {self._shard_id}: {exc}") from exc
+        self._iterator_after = after
+        return iterator
+
+
+def _base64_of_bytes(value: Any) -> str:
+    """Binary attributes (B, BS) reach Lambda base64-encoded, as in AWS's stream events."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _epoch(moment: Any) -> float:
+    return float(moment.timestamp()) if moment is not None else time.time()
+
+
+def _lambda_shape(record: dict[str, Any]) -> dict[str, Any]:
+    """A stream record as Lambda passes it: the API's datetime becomes epoch seconds."""
+    dynamodb = dict(record["dynamodb"])
+    if "ApproximateCreationDateTime" in dynamodb:
+        dynamodb["ApproximateCreationDateTime"] = _epoch(dynamodb["ApproximateCreationDateTime"])
+    shaped = {k: v for k, v in record.items() if k != "dynamodb"}
+    shaped["dynamodb"] = dynamodb
+    return shaped
 
 
 class DynamoCheckpoints:

@@ -8,6 +8,7 @@ silent, the choice is written beside the code and tested.
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,11 +19,13 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
+    """A stream record: for Kinesis its data; for DynamoDB Streams the record's JSON as Lambda sends it."""
+
     shard_id: str
     sequence_number: str
     partition_key: str
     data: bytes
-    arrival: float  # approximateArrivalTimestamp, epoch seconds
+    arrival: float  # approximateArrivalTimestamp / ApproximateCreationDateTime, epoch seconds
 
     @property
     def sequence(self) -> int:
@@ -53,6 +56,10 @@ class Mapping:
     max_record_age_s: int  # -1: never
     destination_arn: str | None
 
+    @property
+    def from_dynamodb(self) -> bool:
+        return ":dynamodb:" in self.source_arn
+
 
 def kinesis_event(mapping: Mapping, records: Sequence[SourceRecord]) -> dict[str, Any]:
     return {
@@ -78,6 +85,14 @@ def kinesis_event(mapping: Mapping, records: Sequence[SourceRecord]) -> dict[str
     }
 
 
+def dynamodb_event(mapping: Mapping, records: Sequence[SourceRecord]) -> dict[str, Any]:
+    return {"Records": [{**json.loads(r.data), "eventSourceARN": mapping.source_arn} for r in records]}
+
+
+def batch_event(mapping: Mapping, records: Sequence[SourceRecord]) -> dict[str, Any]:
+    return dynamodb_event(mapping, records) if mapping.from_dynamodb else kinesis_event(mapping, records)
+
+
 def window_event(
     mapping: Mapping,
     shard_id: str,
@@ -87,7 +102,7 @@ def window_event(
     final: bool,
     terminated_early: bool,
 ) -> dict[str, Any]:
-    event = kinesis_event(mapping, records)
+    event = batch_event(mapping, records)
     event.update(
         {
             "window": {"start": _iso(window_start), "end": _iso(window_start + mapping.tumbling_window_s)},
@@ -170,7 +185,7 @@ def on_failure_message(
         "responseContext": response_context,
         "version": "1.0",
         "timestamp": _iso_ms(now),
-        "KinesisBatchInfo": {
+        ("DDBStreamBatchInfo" if mapping.from_dynamodb else "KinesisBatchInfo"): {
             "shardId": shard_id,
             "startSequenceNumber": records[0].sequence_number,
             "endSequenceNumber": records[-1].sequence_number,

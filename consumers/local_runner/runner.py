@@ -1,4 +1,4 @@
-"""Drives every Kinesis event source mapping of the local stack: one processor per shard.
+"""Drives the stack's Kinesis and DynamoDB Streams event source mappings: one processor per shard.
 
 Shards are visited in turn, one batch at a time, so handlers run one at a time in this process
 (their environments differ). A child shard waits until its parents are finished, as Lambda
@@ -16,15 +16,17 @@ from typing import Any
 
 from consumers.local_runner.aws_io import (
     DynamoCheckpoints,
+    DynamoStreamSource,
     KinesisShardSource,
     LambdaLogWriter,
     SqsDestination,
-    kinesis_mappings,
+    dynamodb_stream_shards,
+    stream_mappings,
     stream_reader,
 )
 from consumers.local_runner.events import Mapping
 from consumers.local_runner.invoker import InProcessInvoker
-from consumers.local_runner.shard_processor import ProcessorStats, ShardProcessor
+from consumers.local_runner.shard_processor import ProcessorStats, RecordSource, ShardProcessor
 from consumers.shard_reader import ShardInfo
 
 # Lambda polls each shard at a base rate of once per second (Lambda developer guide, Kinesis polling).
@@ -94,7 +96,7 @@ class LocalRunner:
     def run(self, until_idle: bool, stop: threading.Event | None = None) -> list[MappingRun]:
         """Until every shard is caught up with no window open (until_idle), or until stopped."""
         stop = stop or threading.Event()
-        self.runs = [self._start(m) for m in kinesis_mappings(self._client("lambda"), self._function_names)]
+        self.runs = [self._start(m) for m in stream_mappings(self._client("lambda"), self._function_names)]
         next_refresh = 0.0
         while not stop.is_set():
             if self._clock() >= next_refresh:
@@ -132,21 +134,33 @@ class LocalRunner:
         return MappingRun(mapping, LoggedInvoker(invoker, logs))
 
     def _add_new_shards(self, run: MappingRun) -> None:
-        kinesis = self._client("kinesis")
-        reader = stream_reader(kinesis, run.mapping.source_arn)
+        mapping = run.mapping
         destination = (
-            SqsDestination(self._client("sqs"), run.mapping.destination_arn)
-            if run.mapping.destination_arn and ":sqs:" in run.mapping.destination_arn
+            SqsDestination(self._client("sqs"), mapping.destination_arn)
+            if mapping.destination_arn and ":sqs:" in mapping.destination_arn
             else None
         )
-        checkpoints = DynamoCheckpoints(self._client("dynamodb"), self._checkpoints_table, run.mapping.uuid)
-        for shard in reader.shards():
+        checkpoints = DynamoCheckpoints(self._client("dynamodb"), self._checkpoints_table, mapping.uuid)
+        if mapping.from_dynamodb:
+            streams = self._client("dynamodbstreams")
+            shards = dynamodb_stream_shards(streams, mapping.source_arn)
+        else:
+            kinesis = self._client("kinesis")
+            reader = stream_reader(kinesis, mapping.source_arn)
+            shards = reader.shards()
+        for shard in shards:
             run.shards[shard.shard_id] = shard
             if shard.shard_id in run.processors:
                 continue
-            source = KinesisShardSource(kinesis, reader.stream_name, shard, run.mapping.starting_position)
+            source: RecordSource
+            if mapping.from_dynamodb:
+                source = DynamoStreamSource(
+                    streams, mapping.source_arn, shard.shard_id, mapping.starting_position
+                )
+            else:
+                source = KinesisShardSource(kinesis, reader.stream_name, shard, mapping.starting_position)
             run.processors[shard.shard_id] = ShardProcessor(
-                run.mapping,
+                mapping,
                 shard.shard_id,
                 source,
                 run.invoker,

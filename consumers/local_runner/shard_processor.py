@@ -1,4 +1,7 @@
-"""One shard of one event source mapping, processed as Lambda's Kinesis poller does.
+"""One shard of one event source mapping, processed as Lambda's stream poller does.
+
+Kinesis and DynamoDB Streams mappings follow the same rules; only the event and the OnFailure
+record differ in shape (events.py).
 
 What AWS documents, and how it is read here (Lambda developer guide: "Using Lambda with
 Kinesis", "Tumbling windows", "Partial batch response", "On-failure destinations"):
@@ -31,8 +34,8 @@ from consumers.local_runner.events import (
     Mapping,
     Outcome,
     SourceRecord,
+    batch_event,
     judge,
-    kinesis_event,
     on_failure_message,
     payload_size,
     window_event,
@@ -215,7 +218,7 @@ class ShardProcessor:
                 self.mapping, self.shard_id, records, self._window_start, self._state, final, early
             )
         else:
-            event = kinesis_event(self.mapping, records)
+            event = batch_event(self.mapping, records)
         return self._invoker.invoke(event)
 
     def _process(self, batch: list[SourceRecord]) -> None:

@@ -376,3 +376,29 @@ def test_the_invoker_enforces_the_timeout_and_gives_a_lambda_context(
     answer, error = invoker.invoke({"sleep": 3})
     assert answer is None
     assert error == "Task timed out after 1.00 seconds"
+
+
+def test_dynamodb_stream_events_and_on_failure_records_have_their_own_shape() -> None:
+    stream = "arn:aws:dynamodb:us-east-1:123456789012:table/bars/stream/2026-11-02T00:00:00.000"
+    image = {"pk": {"S": "A#1m"}, "sk": {"N": "60"}}
+    record = {
+        "eventID": "1",
+        "eventName": "INSERT",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {"Keys": image, "NewImage": image, "SequenceNumber": "7", "StreamViewType": "NEW_IMAGE"},
+    }
+    items = [SourceRecord(SHARD, "7", "", json.dumps(record).encode(), NOW)]
+
+    def always(_event: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("boom")
+
+    script = Script(always)
+    shard, _, destination, _ = processor(script, items, source_arn=stream, max_retries=0)
+    drain(shard)
+    assert script.events[0] == {"Records": [{**record, "eventSourceARN": stream}]}
+    (message,) = destination.messages
+    assert "KinesisBatchInfo" not in message
+    assert message["DDBStreamBatchInfo"]["streamArn"] == stream
+    assert message["DDBStreamBatchInfo"]["startSequenceNumber"] == "7"
