@@ -34,6 +34,10 @@ def render_chart(
     optional: dict[str, Any] = {"mav": averages} if averages else {}
     pad = pd.Timedelta(seconds=bar_seconds)
     optional["xlim"] = (frame.index[0] - pad, frame.index[-1] + pad)
+    # On a true time axis widths are in days; set them from the bar's duration, or a lone bar
+    # (no neighbour to measure spacing from) is drawn as a hairline.
+    width = 0.7 * bar_seconds / 86_400
+    optional["update_width_config"] = {"candle_width": width, "volume_width": width}
     figure, _ = mpf.plot(
         frame,
         type="candle",

@@ -6,12 +6,15 @@ import io
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
 
 import matplotlib.image as mpimg
 import pytest
+from playwright.sync_api import sync_playwright
 
 from tests.support.local_stack import LocalStack, run_cli
-from tickstream.stack import StackDeployer
+from tickstream.stack import StackDeployer, StackOutputs
 
 pytestmark = pytest.mark.integration
 
@@ -26,30 +29,35 @@ def anonymous_status(url: str) -> int:
         return exc.code
 
 
-def test_charts_are_drawn_published_and_redrawn_only_where_asked(local_stack: LocalStack) -> None:
+@dataclass(frozen=True)
+class ChartStack:
+    env: dict[str, str]
+    outputs: StackOutputs
+    consumed: str
+
+
+@pytest.fixture(scope="module")
+def chart_stack(local_stack: LocalStack) -> ChartStack:
+    """A stack whose ticks were produced and consumed: the chart builder ran from the bars stream."""
     env = {**local_stack.env, "TICKSTREAM_STACK": "charts"}
     assert run_cli(["up", "--shards", "2"], env).returncode == 0
     outputs = StackDeployer(local_stack.client("cloudformation"), "charts").outputs()
+    symbols = ",".join(SYMBOLS)
     produced = run_cli(
-        [
-            "produce",
-            "--symbols",
-            ",".join(SYMBOLS),
-            "--count",
-            "6000",
-            "--rate",
-            "2",
-            "--pace",
-            "max",
-            "--seed",
-            "9",
-        ],
+        ["produce", "--symbols", symbols, "--count", "6000", "--rate", "2", "--pace", "max", "--seed", "9"],
         env,
     )
     assert produced.returncode == 0, produced.stderr
     consumed = run_cli(["consume", "--until-idle"], env)
     assert consumed.returncode == 0, consumed.stderr
-    assert f"{outputs.ChartBuilderFunctionName}: 1 invocations" in consumed.stdout
+    return ChartStack(env, outputs, consumed.stdout)
+
+
+def test_charts_are_drawn_published_and_redrawn_only_where_asked(
+    local_stack: LocalStack, chart_stack: ChartStack
+) -> None:
+    env, outputs = chart_stack.env, chart_stack.outputs
+    assert f"{outputs.ChartBuilderFunctionName}: 1 invocations" in chart_stack.consumed
 
     # The bars table's stream drove the chart builder: the site exists before any `charts` command.
     s3 = local_stack.client("s3")
@@ -82,3 +90,45 @@ def test_charts_are_drawn_published_and_redrawn_only_where_asked(local_stack: Lo
     after = {k: s3.head_object(Bucket=site, Key=k)["LastModified"] for k in expected}
     changed = {k for k in expected if after[k] != before[k]}
     assert changed == {k for k in expected if k.startswith("charts/A+B/")}
+
+
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the background-networking flags Chromium keeps calling Google's hosts, which this
+# loopback-only machine refuses; --no-sandbox because tests run as root.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def test_the_page_shows_every_symbol_and_every_chart_in_a_real_browser(
+    local_stack: LocalStack, chart_stack: ChartStack
+) -> None:
+    assert CHROMIUM.exists(), "make test installs Debian's chromium"
+    url = f"{local_stack.endpoint}/{chart_stack.outputs.SiteBucketName}/index.html"
+    OUTPUT.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            for width in (1600, 400):
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                page.goto(url, wait_until="load")
+                page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+                page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=30_000)
+                images = page.evaluate(
+                    "Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])"
+                )
+                assert len(images) == len(SYMBOLS) * 5
+                assert all(natural > 0 for _, natural in images), images
+                headings = page.locator("h2").all_inner_texts()
+                assert sorted(headings) == sorted(SYMBOLS)
+                assert page.evaluate("document.documentElement.scrollWidth") <= width
+                page.screenshot(path=str(OUTPUT / f"site-{width}px.png"), full_page=True)
+                page.close()
+        finally:
+            browser.close()
