@@ -132,3 +132,19 @@ def test_the_page_shows_every_symbol_and_every_chart_in_a_real_browser(
                 page.close()
         finally:
             browser.close()
+
+
+def test_new_bars_of_one_symbol_redraw_only_that_symbol_through_the_stream(
+    local_stack: LocalStack, chart_stack: ChartStack
+) -> None:
+    env, outputs = chart_stack.env, chart_stack.outputs
+    s3 = local_stack.client("s3")
+    keys = [f"charts/{s}/{i}.png" for s in SYMBOLS for i in ("1m", "5m", "1h", "1d", "1w")]
+    before = {k: s3.head_object(Bucket=outputs.SiteBucketName, Key=k)["LastModified"] for k in keys}
+    time.sleep(1.1)
+    produced = run_cli(["produce", "--symbols", "A+B", "--count", "50", "--pace", "max", "--seed", "10"], env)
+    assert produced.returncode == 0, produced.stderr
+    consumed = run_cli(["consume", "--until-idle"], env)
+    assert consumed.returncode == 0, consumed.stderr
+    after = {k: s3.head_object(Bucket=outputs.SiteBucketName, Key=k)["LastModified"] for k in keys}
+    assert {k for k in keys if after[k] != before[k]} == {k for k in keys if k.startswith("charts/A+B/")}
