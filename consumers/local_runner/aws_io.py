@@ -6,6 +6,7 @@ import base64
 import math
 import time
 import uuid
+from abc import ABC, abstractmethod
 from typing import Any
 
 import orjson
@@ -66,56 +67,69 @@ def _mapping(esm: dict[str, Any], function: dict[str, Any]) -> Mapping:
     )
 
 
-class KinesisShardSource:
-    """Reads one shard after a sequence number, keeping the iterator between calls as a poller does."""
+class PolledShard(ABC):
+    """Reads one shard after a sequence number, keeping the iterator between calls as a poller does.
 
-    def __init__(self, client: Any, stream_name: str, shard: ShardInfo, starting_position: str) -> None:
+    A request after another sequence number than the last record read (a restarted runner, a
+    checkpoint moved back) gets a fresh iterator. No next iterator means the shard is closed
+    and read to its end. Subclasses say how to get an iterator and a page of records.
+    """
+
+    max_per_get = MAX_RECORDS_PER_GET
+
+    def __init__(self, client: Any, shard_id: str, starting_position: str) -> None:
         self._client = client
-        self._stream = stream_name
-        self._shard = shard
+        self.shard_id = shard_id
         self._starting_position = starting_position
         self._iterator: str | None = None
         self._iterator_after: str | None = None
+        self._started = False
 
     def fetch(self, after: str | None, limit: int) -> Fetch:
-        if self._iterator is None or self._iterator_after != after:
-            self._iterator = self._new_iterator(after)
+        if not self._started or self._iterator_after != after:
+            self._iterator = self._call("get_shard_iterator", **self._iterator_request(after))[
+                "ShardIterator"
+            ]
+            self._iterator_after = after
+            self._started = True
         if self._iterator is None:
             return Fetch([], closed=True)
-        try:
-            page = self._client.get_records(
-                ShardIterator=self._iterator, Limit=min(limit, MAX_RECORDS_PER_GET)
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise RunnerIOError(f"get_records on {self._shard.shard_id}: {exc}") from exc
-        records = [
-            SourceRecord(
-                self._shard.shard_id,
-                r["SequenceNumber"],
-                r["PartitionKey"],
-                r["Data"],
-                r["ApproximateArrivalTimestamp"].timestamp(),
-            )
-            for r in page["Records"]
-        ]
+        page = self._call("get_records", ShardIterator=self._iterator, Limit=min(limit, self.max_per_get))
+        records = [self._record(r) for r in page["Records"]]
         self._iterator = page.get("NextShardIterator")
         if records:
             self._iterator_after = records[-1].sequence_number
-        # Kinesis returns no next iterator once a closed shard has been read to its end.
         return Fetch(records, closed=self._iterator is None)
 
-    def _new_iterator(self, after: str | None) -> str | None:
-        kwargs: dict[str, Any] = {"StreamName": self._stream, "ShardId": self._shard.shard_id}
-        if after is None:
-            kwargs["ShardIteratorType"] = self._starting_position
-        else:
-            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=after)
+    @abstractmethod
+    def _iterator_request(self, after: str | None) -> dict[str, Any]:
+        """GetShardIterator's arguments: from the starting position, or after a sequence number."""
+
+    @abstractmethod
+    def _record(self, raw: dict[str, Any]) -> SourceRecord:
+        """One record of a GetRecords answer, as the runner carries it."""
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
         try:
-            iterator: str | None = self._client.get_shard_iterator(**kwargs)["ShardIterator"]
+            return getattr(self._client, operation)(**kwargs)
         except (ClientError, BotoCoreError) as exc:
-            raise RunnerIOError(f"get_shard_iterator on {self._shard.shard_id}: {exc}") from exc
-        self._iterator_after = after
-        return iterator
+            raise RunnerIOError(f"{operation} on {self.shard_id}: {exc}") from exc
+
+
+class KinesisShardSource(PolledShard):
+    def __init__(self, client: Any, stream_name: str, shard_id: str, starting_position: str) -> None:
+        super().__init__(client, shard_id, starting_position)
+        self._stream = stream_name
+
+    def _iterator_request(self, after: str | None) -> dict[str, Any]:
+        request: dict[str, Any] = {"StreamName": self._stream, "ShardId": self.shard_id}
+        if after is None:
+            return {**request, "ShardIteratorType": self._starting_position}
+        return {**request, "ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after}
+
+    def _record(self, raw: dict[str, Any]) -> SourceRecord:
+        arrival = raw["ApproximateArrivalTimestamp"].timestamp()
+        return SourceRecord(self.shard_id, raw["SequenceNumber"], raw["PartitionKey"], raw["Data"], arrival)
 
 
 # GetRecords on a DynamoDB stream returns at most 1,000 records (DynamoDB Streams API reference).
@@ -138,57 +152,23 @@ def dynamodb_stream_shards(client: Any, stream_arn: str) -> list[ShardInfo]:
         raise RunnerIOError(f"describing stream {stream_arn}: {exc}") from exc
 
 
-class DynamoStreamSource:
-    """Reads one DynamoDB stream shard after a sequence number, as Lambda's poller does."""
+class DynamoStreamSource(PolledShard):
+    max_per_get = MAX_STREAM_RECORDS_PER_GET
 
     def __init__(self, client: Any, stream_arn: str, shard_id: str, starting_position: str) -> None:
-        self._client = client
+        super().__init__(client, shard_id, starting_position)
         self._stream_arn = stream_arn
-        self._shard_id = shard_id
-        self._starting_position = starting_position
-        self._iterator: str | None = None
-        self._iterator_after: str | None = None
-        self._started = False
 
-    def fetch(self, after: str | None, limit: int) -> Fetch:
-        if not self._started or self._iterator_after != after:
-            self._iterator = self._new_iterator(after)
-            self._started = True
-        if self._iterator is None:
-            return Fetch([], closed=True)
-        try:
-            page = self._client.get_records(
-                ShardIterator=self._iterator, Limit=min(limit, MAX_STREAM_RECORDS_PER_GET)
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise RunnerIOError(f"get_records on {self._shard_id}: {exc}") from exc
-        records = [
-            SourceRecord(
-                self._shard_id,
-                r["dynamodb"]["SequenceNumber"],
-                "",
-                orjson.dumps(_lambda_shape(r), default=_base64_of_bytes),
-                _epoch(r["dynamodb"].get("ApproximateCreationDateTime")),
-            )
-            for r in page["Records"]
-        ]
-        self._iterator = page.get("NextShardIterator")
-        if records:
-            self._iterator_after = records[-1].sequence_number
-        return Fetch(records, closed=self._iterator is None)
-
-    def _new_iterator(self, after: str | None) -> str | None:
-        kwargs: dict[str, Any] = {"StreamArn": self._stream_arn, "ShardId": self._shard_id}
+    def _iterator_request(self, after: str | None) -> dict[str, Any]:
+        request: dict[str, Any] = {"StreamArn": self._stream_arn, "ShardId": self.shard_id}
         if after is None:
-            kwargs["ShardIteratorType"] = self._starting_position
-        else:
-            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=after)
-        try:
-            iterator: str | None = self._client.get_shard_iterator(**kwargs)["ShardIterator"]
-        except (ClientError, BotoCoreError) as exc:
-            raise RunnerIOError(f"get_shard_iterator on {self._shard_id}: {exc}") from exc
-        self._iterator_after = after
-        return iterator
+            return {**request, "ShardIteratorType": self._starting_position}
+        return {**request, "ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after}
+
+    def _record(self, raw: dict[str, Any]) -> SourceRecord:
+        created = _epoch(raw["dynamodb"].get("ApproximateCreationDateTime"))
+        data = orjson.dumps(_lambda_shape(raw), default=_base64_of_bytes)
+        return SourceRecord(self.shard_id, raw["dynamodb"]["SequenceNumber"], "", data, created)
 
 
 def _base64_of_bytes(value: Any) -> str:

@@ -158,7 +158,9 @@ class LocalRunner:
                     streams, mapping.source_arn, shard.shard_id, mapping.starting_position
                 )
             else:
-                source = KinesisShardSource(kinesis, reader.stream_name, shard, mapping.starting_position)
+                source = KinesisShardSource(
+                    kinesis, reader.stream_name, shard.shard_id, mapping.starting_position
+                )
             run.processors[shard.shard_id] = ShardProcessor(
                 mapping,
                 shard.shard_id,
