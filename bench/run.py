@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aws_kinesis_agg.aggregator import RecordAggregator
 
-from charts.builder import Chart
+from charts.builder import Chart, draw_in_parallel
 from charts.chart_data import bars_frame
 from charts.render import render_chart
 from consumers.aggregate.logic import RawRecord, WindowState, accumulate, explode
@@ -34,7 +34,6 @@ from producer.pipeline import Pace, ProduceOptions, Producer
 from producer.shard_map import MAX_HASH_KEY, ShardMap, ShardRange
 from producer.sources import SyntheticMarket
 from tickstream.aws_clients import AwsClients
-from tickstream.cli import draw_in_parallel
 from tickstream.deploy import deploy_stack
 from tickstream.embedded_aws import EmbeddedAws, free_local_port
 from tickstream.settings import Settings

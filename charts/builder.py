@@ -6,7 +6,9 @@ a daily bar also redraws the weekly chart, which is built from the daily bars.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,6 +21,8 @@ from consumers.aggregate.logic import StoredBar
 from market.bars import INTERVAL_SECONDS, Bar
 
 CANDLES = 200  # candles per chart
+# Below this many charts a process pool costs more to start than it saves.
+PARALLEL_FROM = 8
 WEEKS_OF_DAYS = CANDLES * 7
 
 
@@ -106,3 +110,19 @@ class ChartBuilder:
         last_price = last[-1].close if last else (day[-1].close if day else None)
         change = day_change_pct(day[-1].open, last_price) if day and last_price is not None else None
         return SymbolEntry(symbol, str(last_price) if last_price is not None else "n/a", change, now, charts)
+
+
+def draw_in_parallel(charts: list[Chart]) -> list[bytes]:
+    """Renders on every core when there are enough charts to pay for the worker processes.
+
+    For `tickstream charts` on a workstation; the Lambda draws in its one process.
+    """
+    if len(charts) < PARALLEL_FROM:
+        return [render_chart(c.frame, c.title, c.bar_seconds) for c in charts]
+    frames, titles, widths = (
+        [c.frame for c in charts],
+        [c.title for c in charts],
+        [c.bar_seconds for c in charts],
+    )
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(pool.map(render_chart, frames, titles, widths))

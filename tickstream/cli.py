@@ -8,7 +8,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -19,8 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from charts.builder import Chart, ChartBuilder
-from charts.render import render_chart
+from charts.builder import ChartBuilder, draw_in_parallel
 from charts.site_bucket import SiteBucket, SiteError
 from consumers.aggregate.bars_table import BarsTable, BarsTableError
 from consumers.local_runner.aws_io import RunnerIOError
@@ -31,7 +29,7 @@ from producer.kinesis_writer import KinesisError, KinesisStreamWriter
 from producer.pipeline import Pace, ProduceOptions, Producer, ProduceStats
 from producer.sources import BadCsvRow, CsvReplay, SyntheticMarket
 from tickstream.aws_clients import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, AwsClients
-from tickstream.demo import show_bars, show_landing
+from tickstream.demo import read_stream, show_bars, show_landing
 from tickstream.deploy import deploy_stack
 from tickstream.embedded_aws import EmbeddedAws, EmbeddedAwsError
 from tickstream.lambda_artifacts import ArtifactError
@@ -42,8 +40,6 @@ DEFAULT_SYMBOLS = "AAPL,MSFT,GOOG,AMZN,NVDA,META,TSLA,JPM"
 # The demo's backfill: two hours of event time before now, so the charts have candles to show.
 HISTORY_MS = 2 * 3_600_000
 HISTORY_RATE = 10.0
-# Below this many charts a process pool costs more to start than it saves.
-PARALLEL_FROM = 8
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 # Off a terminal rich assumes 80 columns; the demo's tables want more.
@@ -199,19 +195,6 @@ def consume(
             f"{stats.windows_closed} windows closed, {stats.records_discarded} discarded "
             f"({stats.failure_messages} OnFailure messages)"
         )
-
-
-def draw_in_parallel(charts: list[Chart]) -> list[bytes]:
-    """Renders on every core when there are enough charts to pay for the worker processes."""
-    if len(charts) < PARALLEL_FROM:
-        return [render_chart(c.frame, c.title, c.bar_seconds) for c in charts]
-    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        frames, titles, widths = (
-            [c.frame for c in charts],
-            [c.title for c in charts],
-            [c.bar_seconds for c in charts],
-        )
-        return list(pool.map(render_chart, frames, titles, widths))
 
 
 def build_charts(clients: AwsClients, outputs: StackOutputs, symbol: str | None) -> int:
@@ -410,12 +393,12 @@ def demo(
     out.print(_summary(backfill))
     stats = run_producer(market.ticks(), ProduceOptions(), clients, outputs.StreamName, int(seconds * rate))
     out.print(_summary(stats))
-    landed = show_landing(out, clients, outputs.StreamName, market.run_id(), stats)
+    landed = show_landing(out, read_stream(clients, outputs.StreamName), market.run_id(), stats)
     out.print(
         "consuming until idle (the aggregator's and the chart builder's event source mappings, run locally)"
     )
     consume(follow=False, until_idle=True)
-    bars_ok = show_bars(out, clients, outputs)
+    bars_ok = show_bars(out, clients, outputs, read_stream(clients, outputs.StreamName))
     out.print(f"charts drawn by the chart builder's stream mapping; open the site at {site_url(outputs)}")
     out.print(
         f"demo finished at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC; `tickstream down` stops the local AWS"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import orjson
@@ -11,7 +12,7 @@ from rich.table import Table
 
 from consumers.aggregate.bars_table import BarsTable
 from consumers.aggregate.logic import RawRecord
-from consumers.shard_reader import ShardReader, user_records
+from consumers.shard_reader import ShardReader, StreamRecord, user_records
 from market.bars import DEFAULT_INTERVALS
 from producer.pipeline import ProduceStats
 from tickstream.aws_clients import AwsClients
@@ -19,28 +20,28 @@ from tickstream.bars_reference import public_values, reference_from_records
 from tickstream.stack import StackOutputs
 
 
-def landed_by_shard(reader: ShardReader, run_id: str) -> tuple[Counter[str], Counter[str]]:
+def read_stream(clients: AwsClients, stream_name: str) -> list[StreamRecord]:
+    """Every record of every shard, in shard order; the demo's stream is small enough to hold."""
+    reader = ShardReader(clients.client("kinesis"), stream_name)
+    return [r for shard in reader.shards() for r in reader.read_shard(shard.shard_id)]
+
+
+def landed_by_shard(records: Iterable[StreamRecord], run_id: str) -> tuple[Counter[str], Counter[str]]:
     """Ticks of this run per shard, and per shard the symbols seen (a symbol must sit on one shard)."""
     ticks: Counter[str] = Counter()
-    symbols: Counter[str] = Counter()
+    seen: set[tuple[str, str]] = set()
     prefix = f"{run_id}:"
-    for shard in reader.shards():
-        seen = set()
-        for record in reader.read_shard(shard.shard_id):
-            for user in user_records(record):
-                tick = orjson.loads(user.data)
-                if str(tick.get("id", "")).startswith(prefix):
-                    ticks[shard.shard_id] += 1
-                    seen.add(tick["symbol"])
-        symbols.update(seen)
-    return ticks, symbols
+    for record in records:
+        for user in user_records(record):
+            tick = orjson.loads(user.data)
+            if str(tick.get("id", "")).startswith(prefix):
+                ticks[record.shard_id] += 1
+                seen.add((record.shard_id, tick["symbol"]))
+    return ticks, Counter(symbol for _, symbol in seen)
 
 
-def show_landing(
-    out: Console, clients: AwsClients, stream_name: str, run_id: str, stats: ProduceStats
-) -> bool:
-    reader = ShardReader(clients.client("kinesis"), stream_name)
-    landed, symbol_shards = landed_by_shard(reader, run_id)
+def show_landing(out: Console, records: Iterable[StreamRecord], run_id: str, stats: ProduceStats) -> bool:
+    landed, symbol_shards = landed_by_shard(records, run_id)
     table = Table("shard", "accepted by Kinesis", "read back", title=f"ticks of run {run_id} per shard")
     for shard_id in sorted(set(landed) | set(stats.accepted_by_shard)):
         table.add_row(shard_id, f"{stats.accepted_by_shard[shard_id]:,}", f"{landed[shard_id]:,}")
@@ -60,15 +61,15 @@ def _utc(epoch_s: int) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def show_bars(out: Console, clients: AwsClients, outputs: StackOutputs) -> bool:
+def show_bars(
+    out: Console, clients: AwsClients, outputs: StackOutputs, records: Iterable[StreamRecord]
+) -> bool:
     """Bars per symbol, and whether every stored bar equals the pandas recomputation of the stream."""
-    reader = ShardReader(clients.client("kinesis"), outputs.StreamName)
-    records = (
+    raw = (
         RawRecord(r.shard_id, r.sequence_number, int(r.arrival.timestamp() * 1000), r.partition_key, r.data)
-        for shard in reader.shards()
-        for r in reader.read_shard(shard.shard_id)
+        for r in records
     )
-    expected = reference_from_records(records, DEFAULT_INTERVALS)
+    expected = reference_from_records(raw, DEFAULT_INTERVALS)
     stored = BarsTable(clients.client("dynamodb"), outputs.BarsTableName).scan_bars()
     got = {(b.symbol, b.interval, b.start): public_values(b.acc) for b in stored if b.acc is not None}
     table = Table(

@@ -64,6 +64,8 @@ class LoggedInvoker:
 class MappingRun:
     mapping: Mapping
     invoker: LoggedInvoker
+    checkpoints: DynamoCheckpoints
+    destination: SqsDestination | None
     processors: dict[str, ShardProcessor] = field(default_factory=dict)
     shards: dict[str, ShardInfo] = field(default_factory=dict)
 
@@ -131,16 +133,16 @@ class LocalRunner:
             environment,
         )
         logs = LambdaLogWriter(self._client("logs"), mapping.function_name, mapping.memory_mb)
-        return MappingRun(mapping, LoggedInvoker(invoker, logs))
-
-    def _add_new_shards(self, run: MappingRun) -> None:
-        mapping = run.mapping
         destination = (
             SqsDestination(self._client("sqs"), mapping.destination_arn)
             if mapping.destination_arn and ":sqs:" in mapping.destination_arn
             else None
         )
         checkpoints = DynamoCheckpoints(self._client("dynamodb"), self._checkpoints_table, mapping.uuid)
+        return MappingRun(mapping, LoggedInvoker(invoker, logs), checkpoints, destination)
+
+    def _add_new_shards(self, run: MappingRun) -> None:
+        mapping = run.mapping
         if mapping.from_dynamodb:
             streams = self._client("dynamodbstreams")
             shards = dynamodb_stream_shards(streams, mapping.source_arn)
@@ -166,8 +168,8 @@ class LocalRunner:
                 shard.shard_id,
                 source,
                 run.invoker,
-                checkpoints,
-                destination,
+                run.checkpoints,
+                run.destination,
                 self._clock,
                 self._sleep,
             )
