@@ -72,11 +72,12 @@ def reference_from_records(
     rows: list[ReferenceTick] = []
     for record in records:
         ticks, _ = explode([record])
-        for item in ticks:
-            tick = item.tick
+        for index in range(len(ticks)):
+            tick = ticks.tick(index)
             if tick.id is not None:
                 if tick.id in seen:
                     continue
                 seen.add(tick.id)
-            rows.append((tick.symbol, tick.price, tick.size, tick.ts_ms, item.position[0], item.position[1]))
+            sequence, sub = ticks.position(index)
+            rows.append((tick.symbol, tick.price, tick.size, tick.ts_ms, sequence, sub))
     return reference_bars(rows, intervals)

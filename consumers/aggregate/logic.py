@@ -18,21 +18,27 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_left, bisect_right
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
-from typing import Any, NamedTuple
+from decimal import Decimal, localcontext
+from hashlib import blake2b
+from itertools import islice, repeat
+from operator import floordiv, gt, itemgetter, mul, sub
+from typing import Any
 
-from market.bars import BASE_INTERVAL, EXACT, BarAccumulator, TickKey, bucket_start
-from market.kpl_records import CorruptAggregate, decode_aggregate, is_aggregated
-from market.ticks import InvalidTick, Tick, decode_tick
+from market.bars import BASE_INTERVAL, EXACT, INTERVAL_SECONDS, BarAccumulator, TickKey
+from market.kpl_records import CorruptAggregate, is_aggregated, user_record_data
+from market.tick_batches import TickColumns, decode_columns
+from market.ticks import ZERO, InvalidTick, Tick, decode_tick
 
 # Hashes of 8 bytes keep an id set of 20,000 ticks near 180 KB, inside DynamoDB's 400 KB item
 # limit (DynamoDB developer guide, service quotas: item size) with room for the bar itself.
 ID_HASH_BYTES = 8
 MAX_IDS_PER_BAR = 20_000
 STATE_VERSION = 1
+MINUTE_MS = INTERVAL_SECONDS[BASE_INTERVAL] * 1000
 
 Position = tuple[int, int]  # (sequence number, sub-sequence number) within one shard
 
@@ -52,16 +58,66 @@ class RawRecord:
         return int(self.sequence_number)
 
 
-class PositionedTick(NamedTuple):
-    """A tick and its place in the shard; a NamedTuple as one is built per tick."""
+@dataclass(slots=True)
+class ShardTicks:
+    """The ticks of one shard's batch as parallel columns, in shard order.
 
-    tick: Tick
-    position: Position
-    arrival_ms: int
+    Columns rather than an object per tick: the aggregator's CPU path works on whole columns in
+    C (see market.tick_batches), and the position of the n-th tick is (sequences[n], subs[n]).
+    """
 
-    @property
-    def key(self) -> TickKey:
-        return (self.tick.ts_ms, self.position[0], self.position[1])
+    symbols: list[str] = field(default_factory=list)
+    prices: list[Decimal] = field(default_factory=list)
+    sizes: list[Decimal] = field(default_factory=list)
+    ts_ms: list[int] = field(default_factory=list)
+    ids: list[str | None] = field(default_factory=list)
+    sequences: list[int] = field(default_factory=list)
+    subs: list[int] = field(default_factory=list)
+    arrivals: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def add_columns(self, columns: TickColumns, sequence: int, arrival_ms: int) -> None:
+        """The ticks of one aggregated record, its user records numbered from 0."""
+        count = len(columns)
+        self.symbols += columns.symbols
+        self.prices += columns.prices
+        self.sizes += columns.sizes
+        self.ts_ms += columns.ts_ms
+        self.ids += columns.ids
+        self.sequences += repeat(sequence, count)
+        self.subs += range(count)
+        self.arrivals += repeat(arrival_ms, count)
+
+    def add_tick(self, tick: Tick, position: Position, arrival_ms: int) -> None:
+        self.symbols.append(tick.symbol)
+        self.prices.append(tick.price)
+        self.sizes.append(tick.size)
+        self.ts_ms.append(tick.ts_ms)
+        self.ids.append(tick.id)
+        self.sequences.append(position[0])
+        self.subs.append(position[1])
+        self.arrivals.append(arrival_ms)
+
+    def tick(self, index: int) -> Tick:
+        return Tick(
+            self.symbols[index], self.prices[index], self.sizes[index], self.ts_ms[index], self.ids[index]
+        )
+
+    def minute_keys(self) -> set[MinuteKey]:
+        """The (symbol, 1m bucket) of every tick: the stored bars the batch must be checked against."""
+        minutes = map(floordiv, self.ts_ms, repeat(MINUTE_MS))
+        return {
+            (symbol, minute * MINUTE_MS // 1000)
+            for symbol, minute in set(zip(self.symbols, minutes, strict=True))
+        }
+
+    def position(self, index: int) -> Position:
+        return (self.sequences[index], self.subs[index])
+
+    def key(self, index: int) -> TickKey:
+        return (self.ts_ms[index], self.sequences[index], self.subs[index])
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,15 +133,23 @@ class Rejection:
     data: bytes
 
 
-def explode(records: Iterable[RawRecord]) -> tuple[list[PositionedTick], list[Rejection]]:
+class OutOfOrderRecords(ValueError):
+    """A batch whose sequence numbers do not increase: Kinesis never delivers one."""
+
+
+def explode(records: Iterable[RawRecord]) -> tuple[ShardTicks, list[Rejection]]:
     """Every record becomes ticks or rejections; a corrupt aggregate is rejected whole, never passed on."""
-    ticks: list[PositionedTick] = []
+    ticks = ShardTicks()
     rejections: list[Rejection] = []
+    previous = -1
     for record in records:
         sequence = record.sequence
+        if sequence <= previous:
+            raise OutOfOrderRecords(f"record {sequence} follows record {previous} in one batch")
+        previous = sequence
         if is_aggregated(record.data):
             try:
-                users = decode_aggregate(record.data)
+                datas = user_record_data(record.data)
             except CorruptAggregate as exc:
                 rejections.append(
                     Rejection(
@@ -99,10 +163,13 @@ def explode(records: Iterable[RawRecord]) -> tuple[list[PositionedTick], list[Re
                     )
                 )
                 continue
-            parts = [(u.sub_sequence, u.data) for u in users]
+            columns = decode_columns(datas)
+            if columns is not None:
+                ticks.add_columns(columns, sequence, record.arrival_ms)
+                continue
         else:
-            parts = [(0, record.data)]
-        for sub_sequence, data in parts:
+            datas = [record.data]
+        for sub_sequence, data in enumerate(datas):
             try:
                 tick = decode_tick(data)
             except InvalidTick as exc:
@@ -118,12 +185,8 @@ def explode(records: Iterable[RawRecord]) -> tuple[list[PositionedTick], list[Re
                     )
                 )
                 continue
-            ticks.append(PositionedTick(tick, (sequence, sub_sequence), record.arrival_ms))
+            ticks.add_tick(tick, (sequence, sub_sequence), record.arrival_ms)
     return ticks, rejections
-
-
-def id_hash(tick_id: str) -> bytes:
-    return hashlib.blake2b(tick_id.encode(), digest_size=ID_HASH_BYTES).digest()
 
 
 @dataclass
@@ -187,47 +250,142 @@ class AccumulateCounts:
 
 def accumulate(
     state: WindowState,
-    ticks: Sequence[PositionedTick],
+    ticks: ShardTicks,
     stored: Mapping[MinuteKey, MinuteBookkeeping],
     late_after_ms: int,
 ) -> AccumulateCounts:
-    """Adds ticks to the window, skipping those already taken here or in the stored 1m bar."""
-    taken = redelivered = duplicates = late = 0
-    for item in ticks:
-        if state.last is not None and item.position <= state.last:
-            redelivered += 1
-            continue
-        state.last = item.position
-        tick = item.tick
-        minute_key = (tick.symbol, bucket_start(tick.ts_ms, BASE_INTERVAL))
+    """Adds ticks to the window, skipping those already taken here or in the stored 1m bar.
+
+    Ticks are grouped by (symbol, minute) in one pass; each group is then added as a whole
+    (see _group_bar), which is what keeps this path fast.
+    """
+    total = len(ticks)
+    start = _first_untaken(ticks, state.last)
+    redelivered = start
+    if start == total:
+        return AccumulateCounts(0, redelivered, 0, 0)
+    state.last = ticks.position(total - 1)
+    groups: defaultdict[tuple[str, int], list[int]] = defaultdict(list)
+    minutes = map(floordiv, islice(ticks.ts_ms, start, None), repeat(MINUTE_MS))
+    for index, group_key in enumerate(zip(islice(ticks.symbols, start, None), minutes, strict=True), start):
+        groups[group_key].append(index)
+    taken = duplicates = late = 0
+    for (symbol, minute_number), arrived in groups.items():
+        minute_key = (symbol, minute_number * MINUTE_MS // 1000)
         book = stored.get(minute_key)
-        if book is not None and book.watermark is not None and item.position <= book.watermark:
-            redelivered += 1
-            continue
+        members = arrived
+        if book is not None and book.watermark is not None:
+            unseen = [i for i in members if ticks.position(i) > book.watermark]
+            redelivered += len(members) - len(unseen)
+            members = unseen
         partial = state.minutes.get(minute_key)
-        digest = id_hash(tick.id) if tick.id is not None else None
-        if digest is not None and (
-            (book is not None and digest in book.id_hashes)
-            or (partial is not None and digest in partial.id_hashes)
-        ):
-            duplicates += 1
+        members, digests = _drop_known_ids(ticks, members, book, partial)
+        duplicates += len(digests.dropped)
+        if not members:
             continue
+        acc, arrival_lags = _group_bar(ticks, members)
         if partial is None:
             state.minutes[minute_key] = PartialMinute(
-                BarAccumulator.of_tick(tick.price, tick.size, item.key),
-                item.position,
-                item.position,
-                {digest} if digest is not None else set(),
+                acc, ticks.position(members[0]), ticks.position(members[-1]), digests.kept
             )
         else:
-            partial.acc.add_tick(tick.price, tick.size, item.key)
-            partial.high = item.position
-            if digest is not None:
-                partial.id_hashes.add(digest)
-        taken += 1
-        if item.arrival_ms - tick.ts_ms > late_after_ms:
-            late += 1
+            partial.acc.merge(acc)
+            partial.high = ticks.position(members[-1])
+            partial.id_hashes |= digests.kept
+        taken += len(members)
+        late += sum(map(gt, arrival_lags, repeat(late_after_ms)))
     return AccumulateCounts(taken, redelivered, duplicates, late)
+
+
+def _first_untaken(ticks: ShardTicks, last: Position | None) -> int:
+    """Index of the first tick past `last`: positions only increase through a batch."""
+    if last is None:
+        return 0
+    sequence, sub = last
+    low = bisect_left(ticks.sequences, sequence)
+    high = bisect_right(ticks.sequences, sequence, low)
+    return bisect_right(ticks.subs, sub, low, high)
+
+
+@dataclass(frozen=True)
+class IdDigests:
+    kept: set[bytes]
+    dropped: list[int]
+
+
+def _drop_known_ids(
+    ticks: ShardTicks,
+    members: list[int],
+    book: MinuteBookkeeping | None,
+    partial: PartialMinute | None,
+) -> tuple[list[int], IdDigests]:
+    """Members whose id the minute has not taken yet, the first copy kept; and their id hashes."""
+    ids = ticks.ids
+    # A tick id is known by its 8-byte BLAKE2b hash, here and in the stored bar's `_ids`.
+    digests = {
+        i: blake2b(tick_id.encode(), digest_size=ID_HASH_BYTES).digest()
+        for i in members
+        if (tick_id := ids[i]) is not None
+    }
+    if not digests:
+        return members, IdDigests(set(), [])
+    kept = set(digests.values())
+    known_before = (book.id_hashes if book is not None else set()) | (
+        partial.id_hashes if partial is not None else set()
+    )
+    if len(kept) == len(digests) and kept.isdisjoint(known_before):
+        return members, IdDigests(kept, [])
+    seen = set(known_before)
+    unseen: list[int] = []
+    dropped: list[int] = []
+    for i in members:
+        digest = digests.get(i)
+        if digest is None:
+            unseen.append(i)
+        elif digest in seen:
+            dropped.append(i)
+        else:
+            seen.add(digest)
+            unseen.append(i)
+    return unseen, IdDigests(seen - known_before, dropped)
+
+
+def _group_bar(ticks: ShardTicks, members: list[int]) -> tuple[BarAccumulator, Iterable[int]]:
+    """The bar of one group of ticks, and each tick's arrival minus event time.
+
+    Open is the earliest event time's first tick and close the latest's last one, since
+    positions increase with the index; sums are exact (EXACT traps any rounding).
+    """
+    if len(members) == 1:
+        prices: tuple[Decimal, ...] = (ticks.prices[members[0]],)
+        sizes: tuple[Decimal, ...] = (ticks.sizes[members[0]],)
+        times: tuple[int, ...] = (ticks.ts_ms[members[0]],)
+        arrivals: tuple[int, ...] = (ticks.arrivals[members[0]],)
+    else:
+        gather = itemgetter(*members)
+        prices, sizes, times, arrivals = (
+            gather(ticks.prices),
+            gather(ticks.sizes),
+            gather(ticks.ts_ms),
+            gather(ticks.arrivals),
+        )
+    first = times.index(min(times))
+    last = len(times) - 1 - times[::-1].index(max(times))
+    with localcontext(EXACT):
+        volume = sum(sizes, ZERO)
+        notional = sum(map(mul, prices, sizes), ZERO)
+    acc = BarAccumulator(
+        prices[first],
+        ticks.key(members[first]),
+        prices[last],
+        ticks.key(members[last]),
+        max(prices),
+        min(prices),
+        volume,
+        len(members),
+        notional,
+    )
+    return acc, map(sub, arrivals, times)
 
 
 @dataclass

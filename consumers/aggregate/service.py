@@ -84,8 +84,7 @@ class Aggregator:
         """Quarantines what is not a tick and adds the rest to the window, skipping what was taken."""
         ticks, rejections = explode(records)
         self._lake.quarantine(rejections)
-        keys = {(t.tick.symbol, bucket_start(t.tick.ts_ms, BASE_INTERVAL)) for t in ticks}
-        stored = self._table.minute_bookkeeping(shard_id, keys)
+        stored = self._table.minute_bookkeeping(shard_id, ticks.minute_keys())
         counts = accumulate(state, ticks, stored, self._config.late_after_ms)
         return TakeReport(len(ticks), Counter(r.reason for r in rejections), counts)
 

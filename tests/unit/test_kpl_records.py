@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 
 import pytest
 from aws_kinesis_agg.aggregator import RecordAggregator
@@ -16,7 +17,9 @@ from market.kpl_records import (
     MAGIC,
     AggregateBuilder,
     CorruptAggregate,
+    UserRecord,
     decode_aggregate,
+    user_record_data,
 )
 
 user_records = st.lists(
@@ -87,9 +90,13 @@ def test_bad_digest_is_refused_not_passed_through() -> None:
     assert len(deaggregate_records([lambda_record(bytes(blob))])) == 1
 
 
+@pytest.mark.parametrize("decode", [decode_aggregate, user_record_data])
 @pytest.mark.parametrize(
     ("message", "why"),
     [
+        # Fields shifted between user records: the first has two key indexes and no data, the
+        # second two data; counted together they look like two well-formed records.
+        (b"\x0a\x01A\x1a\x05\x08\x00\x08\x80\x00\x1a\x06\x1a\x01X\x1a\x01Y", "lacks"),
         (b"\x1a\x05\x08\x00\x1a", "corrupt"),  # record claims 5 bytes, has 3
         (b"\x0a\x01A\x1a\x04\x08\x05\x1a\x00", "points past"),  # key index 5 of a 1-key table
         (b"\x0a\x01A\x1a\x02\x1a\x00", "lacks"),  # record without key index
@@ -99,10 +106,24 @@ def test_bad_digest_is_refused_not_passed_through() -> None:
         (b"\x0a\x02\xff\xfe\x1a\x04\x08\x00\x1a\x00", "UTF-8"),  # key table entry not UTF-8
     ],
 )
-def test_broken_protobuf_with_a_valid_digest_is_refused(message: bytes, why: str) -> None:
+def test_broken_protobuf_with_a_valid_digest_is_refused(
+    decode: Callable[[bytes], list[UserRecord] | list[bytes]], message: bytes, why: str
+) -> None:
     blob = MAGIC + message + hashlib.md5(message).digest()
     with pytest.raises(CorruptAggregate, match=why):
-        decode_aggregate(blob)
+        decode(blob)
+
+
+@given(user_records, st.booleans())
+def test_the_fast_data_reader_agrees_with_the_strict_decoder(
+    records: list[tuple[str, bytes]], explicit_hash_keys: bool
+) -> None:
+    aggregator = RecordAggregator()
+    for number, (key, data) in enumerate(records):
+        assert aggregator.add_user_record(key, data, str(number) if explicit_hash_keys else None) is None
+    _, _, theirs = aggregator.clear_and_get().get_contents()
+    for blob in (build(records), theirs):
+        assert user_record_data(blob) == [r.data for r in decode_aggregate(blob)]
 
 
 def test_plain_record_is_not_taken_for_an_aggregate() -> None:
