@@ -7,6 +7,7 @@ import math
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from consumers.local_runner.events import Mapping, SourceRecord
 from consumers.local_runner.invoker import InvocationRecord
+from consumers.local_runner.metrics import MetricDatum
 from consumers.local_runner.shard_processor import Fetch, ShardCheckpoint
 from consumers.shard_reader import MAX_RECORDS_PER_GET, ShardInfo, ShardReader
 
@@ -289,3 +291,27 @@ class LambdaLogWriter:
             )
         except (ClientError, BotoCoreError) as exc:
             raise RunnerIOError(f"writing logs to {self._group}: {exc}") from exc
+
+
+# PutMetricData takes at most 1,000 metrics per request (CloudWatch API reference, PutMetricData).
+MAX_METRICS_PER_PUT = 1000
+
+
+class CloudWatchMetrics:
+    """Publishes metric data to CloudWatch, grouped by namespace as PutMetricData requires."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def put(self, data: Sequence[MetricDatum]) -> None:
+        by_namespace: dict[str, list[dict[str, Any]]] = {}
+        for datum in data:
+            by_namespace.setdefault(datum.namespace, []).append(datum.as_put_metric_data())
+        try:
+            for namespace, items in by_namespace.items():
+                for start in range(0, len(items), MAX_METRICS_PER_PUT):
+                    self._client.put_metric_data(
+                        Namespace=namespace, MetricData=items[start : start + MAX_METRICS_PER_PUT]
+                    )
+        except (ClientError, BotoCoreError) as exc:
+            raise RunnerIOError(f"publishing metrics: {exc}") from exc

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consumers.local_runner.aws_io import (
+    CloudWatchMetrics,
     DynamoCheckpoints,
     DynamoStreamSource,
     KinesisShardSource,
@@ -26,6 +27,7 @@ from consumers.local_runner.aws_io import (
 )
 from consumers.local_runner.events import Mapping
 from consumers.local_runner.invoker import InProcessInvoker
+from consumers.local_runner.metrics import emf_metrics, lambda_metrics
 from consumers.local_runner.shard_processor import ProcessorStats, RecordSource, ShardProcessor
 from consumers.shard_reader import ShardInfo
 
@@ -47,16 +49,35 @@ def ready_shards(shards: Iterable[ShardInfo], finished: MappingType[str, bool]) 
 
 
 class LoggedInvoker:
-    """Invokes, then writes the invocation to the function's CloudWatch log group."""
+    """Invokes, then does what Lambda and CloudWatch would: logs the invocation to the function's
+    log group, turns its EMF lines into metrics, and publishes Lambda's own metrics of it."""
 
-    def __init__(self, invoker: InProcessInvoker, logs: LambdaLogWriter) -> None:
+    def __init__(
+        self,
+        invoker: InProcessInvoker,
+        logs: LambdaLogWriter,
+        metrics: CloudWatchMetrics,
+        function_name: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._invoker = invoker
         self._logs = logs
+        self._metrics = metrics
+        self._function_name = function_name
+        self._clock = clock
 
     def invoke(self, event: dict[str, Any]) -> tuple[Any, str | None]:
         answer = self._invoker.invoke(event)
-        if self._invoker.last_record is not None:
-            self._logs.write(self._invoker.last_record)
+        record = self._invoker.last_record
+        if record is not None:
+            self._logs.write(record)
+            now_ms = int(self._clock() * 1000)
+            self._metrics.put(
+                emf_metrics(record.output)
+                + lambda_metrics(
+                    self._function_name, event, record.duration_ms, answer[1] is not None, now_ms
+                )
+            )
         return answer
 
 
@@ -139,7 +160,9 @@ class LocalRunner:
             else None
         )
         checkpoints = DynamoCheckpoints(self._client("dynamodb"), self._checkpoints_table, mapping.uuid)
-        return MappingRun(mapping, LoggedInvoker(invoker, logs), checkpoints, destination)
+        metrics = CloudWatchMetrics(self._client("cloudwatch"))
+        logged = LoggedInvoker(invoker, logs, metrics, mapping.function_name, self._clock)
+        return MappingRun(mapping, logged, checkpoints, destination)
 
     def _add_new_shards(self, run: MappingRun) -> None:
         mapping = run.mapping
