@@ -23,7 +23,8 @@ from market.bars import INTERVAL_SECONDS
 from market.ticks import InvalidTick, validate_symbol
 
 logger = Logger(service="charts")
-metrics = Metrics(namespace="tickstream", service="charts")
+# The namespace comes from POWERTOOLS_METRICS_NAMESPACE, which the template sets per stack.
+metrics = Metrics(service="charts")
 tracer = Tracer(service="charts")
 _builder: ChartBuilder | None = None
 

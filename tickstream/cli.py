@@ -32,7 +32,9 @@ from tickstream.aws_clients import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, AwsClient
 from tickstream.demo import read_stream, show_bars, show_landing
 from tickstream.deploy import deploy_stack
 from tickstream.embedded_aws import EmbeddedAws, EmbeddedAwsError
+from tickstream.health import HEALTH_WINDOW_S, HealthReader, HealthReadError
 from tickstream.lambda_artifacts import ArtifactError
+from tickstream.log_tail import LogReadError, LogTail, parse_since
 from tickstream.settings import Settings, SettingsError
 from tickstream.stack import StackDeployer, StackError, StackOutputs
 
@@ -136,6 +138,22 @@ def status() -> None:
     out.print(f"bars    table {outputs.BarsTableName}")
     out.print(f"data    s3://{outputs.DataBucketName}/   site s3://{outputs.SiteBucketName}/")
     out.print(f"DLQ     {dlq} message(s) in {outputs.DeadLetterQueueUrl}")
+    try:
+        health = HealthReader(clients.client("cloudwatch"), clients.client("logs")).read(
+            f"tickstream/{state.settings.stack_name}",
+            outputs.AggregatorFunctionName,
+            outputs.ChartBuilderFunctionName,
+            time.time(),
+        )
+    except HealthReadError as exc:
+        raise fail(str(exc)) from exc
+    age = "n/a (no batch)" if health.iterator_age_ms is None else f"{health.iterator_age_ms:,.0f} ms"
+    window = f"last {HEALTH_WINDOW_S // 60} min"
+    out.print(f"flow    {health.ticks_per_second:,.1f} ticks/s aggregated, {window}; iterator age {age}")
+    out.print(f"errors  {health.errors} function error(s), {window}")
+    if health.last_error is not None:
+        out.print(f"last error  {health.last_error.line()}", markup=False, highlight=False)
+    out.print(f"charts  {site_url(outputs)}")
 
 
 def handler_environment(settings: Settings) -> dict[str, str]:
@@ -228,6 +246,48 @@ def charts(
     except (StackError, BarsTableError, SiteError) as exc:
         raise fail(str(exc)) from exc
     out.print(f"rendered {drawn} chart(s); site: {site_url(outputs)}")
+
+
+# Short names for the template's functions, as `tickstream logs aggregator` takes them.
+FUNCTION_ALIASES = {"aggregator": "AggregatorFunctionName", "charts": "ChartBuilderFunctionName"}
+
+
+def function_name(outputs: StackOutputs, name: str) -> str:
+    """`aggregator` or `charts`, or a deployed function's full name."""
+    alias = FUNCTION_ALIASES.get(name)
+    if alias is not None:
+        return str(getattr(outputs, alias))
+    known = {outputs.AggregatorFunctionName, outputs.ChartBuilderFunctionName}
+    if name not in known:
+        raise fail(f"unknown function {name!r}: give {', '.join(FUNCTION_ALIASES)} or one of {sorted(known)}")
+    return name
+
+
+@app.command()
+def logs(
+    function: Annotated[str, typer.Argument(help="aggregator, charts, or a function's full name.")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    since: Annotated[str, typer.Option(help="From this long ago (10m, 2h, 1d) or an ISO-8601 time.")] = "10m",
+    filter_: Annotated[str | None, typer.Option("--filter", help="Only lines containing this text.")] = None,
+) -> None:
+    """CloudWatch Logs of a function (/aws/lambda/<name>), like `sam logs --tail`."""
+    clients = AwsClients(state.settings)
+    try:
+        outputs = _deployer(clients).outputs()
+        since_ms = parse_since(since, int(time.time() * 1000))
+    except (StackError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    tail = LogTail(clients.client("logs"), f"/aws/lambda/{function_name(outputs, function)}")
+    try:
+        if follow:
+            stop = _install_stop_handlers()
+            for event in tail.follow(since_ms, filter_, stop):
+                typer.echo(event.line())
+        else:
+            for event in tail.events(since_ms, filter_):
+                typer.echo(event.line())
+    except LogReadError as exc:
+        raise fail(str(exc)) from exc
 
 
 def _start_ms(text: str | None) -> int:

@@ -7,11 +7,12 @@ invoke of the window; without one, each batch is written as it comes.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -22,7 +23,8 @@ from consumers.aggregate.service import Aggregator, AggregatorConfig
 from consumers.aggregate.settings import AggregatorSettings
 
 logger = Logger(service="aggregator")
-metrics = Metrics(namespace="tickstream", service="aggregator")
+# The namespace comes from POWERTOOLS_METRICS_NAMESPACE, which the template sets per stack.
+metrics = Metrics(service="aggregator")
 tracer = Tracer(service="aggregator")
 _aggregator: Aggregator | None = None
 
@@ -68,8 +70,20 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric("DuplicateTicksDropped", MetricUnit.Count, report.counts.duplicates)
     metrics.add_metric("RedeliveredTicksSkipped", MetricUnit.Count, report.counts.redelivered)
     metrics.add_metric("LateTicks", MetricUnit.Count, report.counts.late)
+    metrics.add_metric("TicksRejected", MetricUnit.Count, sum(report.rejected.values()))
     for reason, count in report.rejected.items():
-        metrics.add_metric(f"TicksRejected_{reason}", MetricUnit.Count, count)
+        with single_metric(
+            name="TicksRejectedByReason",
+            unit=MetricUnit.Count,
+            value=count,
+            namespace=metrics.namespace,
+            default_dimensions=metrics.default_dimensions,
+        ) as by_reason:
+            by_reason.add_dimension("reason", reason)
+    if records:
+        # Lambda's IteratorAge: how old the batch's last record was when it was processed.
+        age_ms = max(0, int(time.time() * 1000) - records[-1].arrival_ms)
+        metrics.add_metric("IteratorAgeMilliseconds", MetricUnit.Milliseconds, age_ms)
     response: dict[str, Any] = {"batchItemFailures": []}
     final = not windowed or bool(event.get("isFinalInvokeForWindow"))
     if final:

@@ -1,0 +1,90 @@
+"""How the pipeline is doing, from the metrics and logs every function leaves in CloudWatch.
+
+The same metrics exist on AWS (Lambda's own, and the functions' EMF) and locally (the runner
+publishes both), so `tickstream status` reads them the same way in either place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tickstream.log_tail import LogEvent, LogGroupMissing, LogReadError, LogTail
+
+# CloudWatch's standard resolution is one minute; five of them smooth a bursty producer.
+HEALTH_WINDOW_S = 300
+LAST_ERROR_LOOKBACK_MS = 24 * 3_600_000
+ERROR_MARKERS = ("[ERROR]", '"level":"ERROR"')
+
+
+class HealthReadError(RuntimeError):
+    """CloudWatch metrics or logs could not be read."""
+
+
+@dataclass(frozen=True)
+class Health:
+    ticks_per_second: float
+    iterator_age_ms: float | None
+    errors: int
+    last_error: LogEvent | None
+
+
+class HealthReader:
+    def __init__(self, cloudwatch: Any, logs: Any) -> None:
+        self._cloudwatch = cloudwatch
+        self._logs = logs
+
+    def read(self, namespace: str, aggregator: str, chart_builder: str, now: float) -> Health:
+        """`namespace` is the functions' metrics namespace: tickstream/<stack name>."""
+        ticks = self._statistic(namespace, "TicksProcessed", ("service", "aggregator"), "Sum", now)
+        age = self._statistic("AWS/Lambda", "IteratorAge", ("FunctionName", aggregator), "Maximum", now)
+        errors = sum(
+            self._statistic("AWS/Lambda", "Errors", ("FunctionName", name), "Sum", now) or 0
+            for name in (aggregator, chart_builder)
+        )
+        return Health(
+            (ticks or 0) / HEALTH_WINDOW_S,
+            age,
+            int(errors),
+            self._last_error((aggregator, chart_builder), int(now * 1000)),
+        )
+
+    def _statistic(
+        self, namespace: str, name: str, dimension: tuple[str, str], statistic: str, now: float
+    ) -> float | None:
+        """The statistic over the last HEALTH_WINDOW_S, or None when nothing was published."""
+        try:
+            points = self._cloudwatch.get_metric_statistics(
+                Namespace=namespace,
+                MetricName=name,
+                Dimensions=[{"Name": dimension[0], "Value": dimension[1]}],
+                StartTime=datetime.fromtimestamp(now - HEALTH_WINDOW_S, UTC),
+                EndTime=datetime.fromtimestamp(now + 1, UTC),
+                Period=HEALTH_WINDOW_S,
+                Statistics=[statistic],
+            )["Datapoints"]
+        except (ClientError, BotoCoreError) as exc:
+            raise HealthReadError(f"reading metric {namespace}/{name}: {exc}") from exc
+        values = [float(p[statistic]) for p in points]
+        if not values:
+            return None
+        return max(values) if statistic == "Maximum" else sum(values)
+
+    def _last_error(self, functions: tuple[str, ...], now_ms: int) -> LogEvent | None:
+        newest: LogEvent | None = None
+        for function in functions:
+            tail = LogTail(self._logs, f"/aws/lambda/{function}")
+            try:
+                for event in tail.events(now_ms - LAST_ERROR_LOOKBACK_MS):
+                    if any(marker in event.message for marker in ERROR_MARKERS) and (
+                        newest is None or event.timestamp_ms >= newest.timestamp_ms
+                    ):
+                        newest = event
+            except LogGroupMissing:
+                continue
+            except LogReadError as exc:
+                raise HealthReadError(str(exc)) from exc
+        return newest
