@@ -32,7 +32,7 @@ from charts.chart_data import bars_frame
 from charts.render import DPI, HEIGHT_IN, MOVING_AVERAGES, STYLE, WIDTH_IN, render_chart
 from consumers.aggregate.logic import RawRecord, WindowState, accumulate, explode
 from market.bars import DEFAULT_INTERVALS, Bar, bars_of, bucket_start
-from market.kpl_records import AggregateBuilder, _AggregatedRecord, decode_aggregate
+from market.kpl_records import DIGEST_SIZE, MAGIC, AggregateBuilder, _AggregatedRecord, decode_aggregate
 from market.ticks import Tick, encode_tick
 from producer.batching import ShardAggregators
 from producer.kinesis_writer import KinesisStreamWriter
@@ -219,8 +219,9 @@ def aggregator_rows() -> list[Row]:
         """What the libraries alone cost: base64, MD5, protobuf and orjson, no checks, no bars."""
         for _, data in encoded:
             blob = base64.b64decode(data)
-            hashlib.md5(blob[4:-16], usedforsecurity=False).digest()
-            for user in _AggregatedRecord.FromString(blob[4:-16]).records:
+            message = blob[len(MAGIC) : -DIGEST_SIZE]
+            hashlib.md5(message, usedforsecurity=False).digest()
+            for user in _AggregatedRecord.FromString(message).records:
                 orjson.loads(user.data)
 
     ids = [tick.id.encode() for tick in ticks if tick.id is not None]

@@ -193,7 +193,10 @@ def _verified_message(blob: bytes) -> bytes:
 
 def decode_aggregate(blob: bytes) -> list[UserRecord]:
     """All user records of an aggregated Kinesis record, or CorruptAggregate: never a partial list."""
-    message = _verified_message(blob)
+    return _decode_message(_verified_message(blob))
+
+
+def _decode_message(message: bytes) -> list[UserRecord]:
     try:
         parsed = _AggregatedRecord.FromString(message)
     except DecodeError as exc:
@@ -236,7 +239,7 @@ def user_record_data(blob: bytes) -> list[bytes]:
         bodies = list(outer.records)
         flat = _FlatRecords.FromString(b"".join(bodies))
     except DecodeError:
-        return [user.data for user in decode_aggregate(blob)]
+        return [user.data for user in _decode_message(message)]
     keys = list(flat.partition_key_index)
     datas = list(flat.data)
     if (
@@ -250,7 +253,7 @@ def user_record_data(blob: bytes) -> list[bytes]:
         and _utf8(outer.partition_key_table)
     ):
         return datas
-    return [user.data for user in decode_aggregate(blob)]
+    return [user.data for user in _decode_message(message)]
 
 
 def _canonical_bodies(keys: list[int], datas: list[bytes]) -> list[bytes]:

@@ -18,6 +18,8 @@ from tickstream.log_tail import LogEvent, LogGroupMissing, LogReadError, LogTail
 HEALTH_WINDOW_S = 300
 LAST_ERROR_LOOKBACK_MS = 24 * 3_600_000
 ERROR_MARKERS = ("[ERROR]", '"level":"ERROR"')
+# The word both markers share: CloudWatch returns only lines containing it.
+ERROR_WORD = "ERROR"
 
 
 class HealthReadError(RuntimeError):
@@ -78,7 +80,7 @@ class HealthReader:
         for function in functions:
             tail = LogTail(self._logs, f"/aws/lambda/{function}")
             try:
-                for event in tail.events(now_ms - LAST_ERROR_LOOKBACK_MS):
+                for event in tail.events(now_ms - LAST_ERROR_LOOKBACK_MS, ERROR_WORD):
                     if any(marker in event.message for marker in ERROR_MARKERS) and (
                         newest is None or event.timestamp_ms >= newest.timestamp_ms
                     ):

@@ -60,7 +60,15 @@ class LogTail:
         self._group = group
 
     def events(self, since_ms: int, text: str | None = None) -> Iterator[LogEvent]:
+        """Events from `since_ms`, oldest first; with `text`, CloudWatch itself narrows them.
+
+        A quoted filter pattern is CloudWatch's exact-phrase match; a text with a double quote
+        in it cannot be quoted simply, so it is matched here only. Either way the substring
+        check below is what decides.
+        """
         request: dict[str, Any] = {"logGroupName": self._group, "startTime": since_ms}
+        if text and '"' not in text:
+            request["filterPattern"] = f'"{text}"'
         while True:
             try:
                 page = self._client.filter_log_events(**request)

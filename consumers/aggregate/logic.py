@@ -280,7 +280,7 @@ def accumulate(
             members = unseen
         partial = state.minutes.get(minute_key)
         members, digests = _drop_known_ids(ticks, members, book, partial)
-        duplicates += len(digests.dropped)
+        duplicates += digests.dropped
         if not members:
             continue
         acc, arrival_lags = _group_bar(ticks, members)
@@ -310,7 +310,7 @@ def _first_untaken(ticks: ShardTicks, last: Position | None) -> int:
 @dataclass(frozen=True)
 class IdDigests:
     kept: set[bytes]
-    dropped: list[int]
+    dropped: int
 
 
 def _drop_known_ids(
@@ -328,22 +328,22 @@ def _drop_known_ids(
         if (tick_id := ids[i]) is not None
     }
     if not digests:
-        return members, IdDigests(set(), [])
+        return members, IdDigests(set(), 0)
     kept = set(digests.values())
     known_before = (book.id_hashes if book is not None else set()) | (
         partial.id_hashes if partial is not None else set()
     )
     if len(kept) == len(digests) and kept.isdisjoint(known_before):
-        return members, IdDigests(kept, [])
+        return members, IdDigests(kept, 0)
     seen = set(known_before)
     unseen: list[int] = []
-    dropped: list[int] = []
+    dropped = 0
     for i in members:
         digest = digests.get(i)
         if digest is None:
             unseen.append(i)
         elif digest in seen:
-            dropped.append(i)
+            dropped += 1
         else:
             seen.add(digest)
             unseen.append(i)
