@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov pins its own dependencies (some older than ours): it lives in a virtualenv of its own.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 .PHONY: demo test lint bench clean chromium
 
@@ -12,6 +16,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $(CHECKOV_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/tickstream demo
@@ -25,7 +35,7 @@ lint: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
-test: lint chromium
+test: lint chromium $(CHECKOV_STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)
@@ -33,4 +43,4 @@ bench: $(STAMP)
 
 clean:
 	-$(BIN)/tickstream down
-	rm -rf $(VENV) .tickstream .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .tickstream .pytest_cache .mypy_cache .ruff_cache

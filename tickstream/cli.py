@@ -143,6 +143,7 @@ def status() -> None:
             f"tickstream/{state.settings.stack_name}",
             outputs.AggregatorFunctionName,
             outputs.ChartBuilderFunctionName,
+            outputs.AlarmTopicArn,
             time.time(),
         )
     except HealthReadError as exc:
@@ -153,6 +154,9 @@ def status() -> None:
     out.print(f"errors  {health.errors} function error(s), {window}")
     if health.last_error is not None:
         out.print(f"last error  {health.last_error.line()}", markup=False, highlight=False)
+    firing = health.alarms_firing
+    named = f": {', '.join(firing)}" if firing else ""
+    out.print(f"alarms  {len(firing)} of {len(health.alarms)} in ALARM{named}")
     out.print(f"charts  {site_url(outputs)}")
 
 

@@ -8,7 +8,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from tickstream.aws_clients import AwsClients
 from tickstream.lambda_artifacts import build_code_zip, point_functions_at, upload_code
-from tickstream.moto_gaps import StackContext, apply_s3_gaps
+from tickstream.moto_gaps import StackContext, apply_alarm_gaps, apply_s3_gaps
 from tickstream.settings import Settings
 from tickstream.stack import (
     StackDeployer,
@@ -59,3 +59,4 @@ def _apply_what_moto_skipped(
         settings.stack_name,
     )
     apply_s3_gaps(template, context, clients.client("s3"))
+    apply_alarm_gaps(template, context, clients.client("cloudwatch"))

@@ -32,6 +32,11 @@ class Health:
     iterator_age_ms: float | None
     errors: int
     last_error: LogEvent | None
+    alarms: dict[str, str]  # alarm name -> OK, ALARM or INSUFFICIENT_DATA
+
+    @property
+    def alarms_firing(self) -> list[str]:
+        return sorted(name for name, state in self.alarms.items() if state == "ALARM")
 
 
 class HealthReader:
@@ -39,8 +44,11 @@ class HealthReader:
         self._cloudwatch = cloudwatch
         self._logs = logs
 
-    def read(self, namespace: str, aggregator: str, chart_builder: str, now: float) -> Health:
-        """`namespace` is the functions' metrics namespace: tickstream/<stack name>."""
+    def read(
+        self, namespace: str, aggregator: str, chart_builder: str, alarm_topic: str, now: float
+    ) -> Health:
+        """`namespace` is the functions' metrics namespace: tickstream/<stack name>; the stack's
+        alarms are the ones that notify `alarm_topic`."""
         ticks = self._statistic(namespace, "TicksProcessed", ("service", "aggregator"), "Sum", now)
         age = self._statistic("AWS/Lambda", "IteratorAge", ("FunctionName", aggregator), "Maximum", now)
         errors = sum(
@@ -52,7 +60,17 @@ class HealthReader:
             age,
             int(errors),
             self._last_error((aggregator, chart_builder), int(now * 1000)),
+            self._alarms(alarm_topic),
         )
+
+    def _alarms(self, topic_arn: str) -> dict[str, str]:
+        try:
+            pages = self._cloudwatch.get_paginator("describe_alarms").paginate(
+                ActionPrefix=topic_arn, AlarmTypes=["MetricAlarm"]
+            )
+            return {a["AlarmName"]: a["StateValue"] for page in pages for a in page["MetricAlarms"]}
+        except (ClientError, BotoCoreError) as exc:
+            raise HealthReadError(f"reading the alarms of {topic_arn}: {exc}") from exc
 
     def _statistic(
         self, namespace: str, name: str, dimension: tuple[str, str], statistic: str, now: float

@@ -1,9 +1,10 @@
 """Template resources moto's CloudFormation skips, applied from the same template.
 
 moto 5.2's CloudFormation creates an S3 bucket with its encryption and tags only: bucket
-policies and website configurations in the template are dropped without a word. Against the
-embedded moto, `tickstream up` applies them through the S3 API, with their values resolved
-from the deployed stack, so the template stays the one description of them. An intrinsic this
+policies and website configurations in the template are dropped without a word, and it has no
+model for AWS::CloudWatch::Alarm at all. Against the embedded moto, `tickstream up` applies
+them through the S3 and CloudWatch APIs, with their values resolved from the deployed stack, so
+the template stays the one description of them. An intrinsic this
 resolver does not know is an error, never a guess.
 """
 
@@ -30,7 +31,7 @@ class UnsupportedTemplate(StackError):
 @dataclass(frozen=True)
 class StackContext:
     parameters: Mapping[str, str]
-    physical_ids: Mapping[str, str]  # logical id -> physical id (a bucket's name)
+    physical_ids: Mapping[str, str]  # logical id -> physical id (a bucket's name, a queue's URL)
     region: str
     account: str
     stack_name: str
@@ -53,8 +54,12 @@ class StackContext:
         raise UnsupportedTemplate(f"Ref to unknown name {name!r}")
 
     def attribute(self, logical: str, attribute: str) -> str:
-        if attribute == "Arn" and logical in self.physical_ids:
-            return f"arn:aws:s3:::{self.physical_ids[logical]}"
+        """The attributes the gaps need: a bucket's ARN, a queue's name (from its URL)."""
+        physical = self.physical_ids.get(logical, "")
+        if attribute == "Arn" and physical and not physical.startswith("https://"):
+            return f"arn:aws:s3:::{physical}"
+        if attribute == "QueueName" and physical.startswith("https://"):
+            return physical.rsplit("/", 1)[-1]
         raise UnsupportedTemplate(f"GetAtt {logical}.{attribute} is not resolved for moto")
 
 
@@ -140,3 +145,47 @@ def apply_s3_gaps(template: Mapping[str, Any], context: StackContext, s3: Any) -
     except (ClientError, BotoCoreError) as exc:
         raise StackError(f"applying S3 settings moto's CloudFormation skipped: {exc}") from exc
     return applied
+
+
+ALARM_PROPERTIES = (
+    "AlarmName",
+    "AlarmDescription",
+    "Namespace",
+    "MetricName",
+    "Dimensions",
+    "Statistic",
+    "Period",
+    "EvaluationPeriods",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+    "AlarmActions",
+    "OKActions",
+)
+
+
+def apply_alarm_gaps(template: Mapping[str, Any], context: StackContext, cloudwatch: Any) -> list[str]:
+    """Creates the template's CloudWatch alarms, which moto's CloudFormation skips; returns their names."""
+    conditions = evaluate_conditions(template, context)
+    names = []
+    try:
+        for resource in template.get("Resources", {}).values():
+            if resource["Type"] != "AWS::CloudWatch::Alarm":
+                continue
+            if "Condition" in resource and not conditions[resource["Condition"]]:
+                continue
+            properties = resolve(resource.get("Properties", {}), context, conditions)
+            unknown = set(properties) - set(ALARM_PROPERTIES)
+            if unknown:
+                raise UnsupportedTemplate(f"alarm properties {sorted(unknown)} are not applied for moto")
+            if "AlarmName" not in properties:
+                raise UnsupportedTemplate("an alarm without AlarmName: name it in the template")
+            request = {k: properties[k] for k in ALARM_PROPERTIES if k in properties}
+            for number in ("Period", "EvaluationPeriods"):
+                request[number] = int(request[number])
+            request["Threshold"] = float(request["Threshold"])
+            cloudwatch.put_metric_alarm(**request)
+            names.append(request["AlarmName"])
+    except (ClientError, BotoCoreError) as exc:
+        raise StackError(f"creating the alarms moto's CloudFormation skipped: {exc}") from exc
+    return names

@@ -46,6 +46,7 @@ class StackOutputs:
     DeadLetterQueueArn: str
     AggregatorFunctionName: str
     ChartBuilderFunctionName: str
+    AlarmTopicArn: str
     RunnerCheckpointsTableName: str = ""  # only where the stack was deployed with LocalRunner=true
 
     @classmethod

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -25,10 +29,11 @@ REPORT = re.compile(
 class OpsStack:
     env: dict[str, str]
     outputs: StackOutputs
+    handler_calls: list[dict[str, Any]]  # every AWS call the two handlers made, by tests.support.recorded_cli
 
 
 @pytest.fixture(scope="module")
-def ops_stack(local_stack: LocalStack) -> OpsStack:
+def ops_stack(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> OpsStack:
     """2,000 ticks and one record that is not JSON, produced and consumed."""
     env = {**local_stack.env, "TICKSTREAM_STACK": "ops"}
     assert run_cli(["up", "--shards", "1"], env).returncode == 0
@@ -38,9 +43,17 @@ def ops_stack(local_stack: LocalStack) -> OpsStack:
     local_stack.client("kinesis").put_record(
         StreamName=outputs.StreamName, Data=b"{not json", PartitionKey="OPS"
     )
-    consumed = run_cli(["consume", "--until-idle"], env)
+    calls = tmp_path_factory.mktemp("ops") / "handler-calls.json"
+    consumed = subprocess.run(
+        [sys.executable, "-m", "tests.support.recorded_cli", str(calls), "consume", "--until-idle"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert consumed.returncode == 0, consumed.stderr
-    return OpsStack(env, outputs)
+    return OpsStack(env, outputs, json.loads(calls.read_text()))
 
 
 def test_logs_show_lambdas_lines_around_the_functions_json(ops_stack: OpsStack) -> None:
@@ -125,3 +138,167 @@ def test_metrics_reach_cloudwatch_and_status_shows_the_flow(
     assert flow is not None, status.stdout
     assert float(flow.group(1).replace(",", "")) > 0
     assert "DLQ     0 message(s)" in status.stdout
+    assert "alarms  0 of 7 in ALARM" in status.stdout, status.stdout
+
+
+def test_the_templates_alarms_watch_this_stack_and_status_reports_one_firing(
+    local_stack: LocalStack, ops_stack: OpsStack
+) -> None:
+    cloudwatch = local_stack.client("cloudwatch")
+    outputs = ops_stack.outputs
+    alarms = {
+        a["AlarmName"]: a
+        for a in cloudwatch.describe_alarms(ActionPrefix=outputs.AlarmTopicArn)["MetricAlarms"]
+    }
+    assert set(alarms) == {
+        f"ops-{name}"
+        for name in (
+            "aggregator-errors",
+            "chart-builder-errors",
+            "aggregator-iterator-age",
+            "chart-builder-iterator-age",
+            "aggregator-throttles",
+            "chart-builder-throttles",
+            "dead-letter-queue",
+        )
+    }
+    watched = {
+        (a["Namespace"], a["MetricName"], d["Value"]) for a in alarms.values() for d in a["Dimensions"]
+    }
+    queue_name = outputs.DeadLetterQueueUrl.rsplit("/", 1)[-1]
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", queue_name) in watched
+    assert ("AWS/Lambda", "IteratorAge", outputs.AggregatorFunctionName) in watched
+    # Well below the stream's 24 h retention: 10 minutes by default.
+    assert alarms["ops-aggregator-iterator-age"]["Threshold"] == 600_000
+    assert all(a["OKActions"] == [outputs.AlarmTopicArn] for a in alarms.values())
+
+    cloudwatch.set_alarm_state(AlarmName="ops-dead-letter-queue", StateValue="ALARM", StateReason="test")
+    status = run_cli(["status"], ops_stack.env)
+    assert "alarms  1 of 7 in ALARM: ops-dead-letter-queue" in status.stdout, status.stdout
+    cloudwatch.set_alarm_state(AlarmName="ops-dead-letter-queue", StateValue="OK", StateReason="test")
+
+
+def test_the_dashboard_charts_metrics_this_stack_publishes(
+    local_stack: LocalStack, ops_stack: OpsStack
+) -> None:
+    cloudwatch = local_stack.client("cloudwatch")
+    body = json.loads(cloudwatch.get_dashboard(DashboardName="tickstream-ops")["DashboardBody"])
+    charted = {(m[0], m[1], m[3]) for widget in body["widgets"] for m in widget["properties"]["metrics"]}
+    published = {
+        (m["Namespace"], m["MetricName"], d["Value"])
+        for m in cloudwatch.get_paginator("list_metrics").paginate().build_full_result()["Metrics"]
+        for d in m["Dimensions"]
+    }
+    aggregator, charts = ops_stack.outputs.AggregatorFunctionName, ops_stack.outputs.ChartBuilderFunctionName
+    # What the ops run made happen must be on the dashboard under the names it was published with.
+    must_show = {
+        ("tickstream/ops", "TicksProcessed", "aggregator"),
+        ("tickstream/ops", "TicksRejected", "aggregator"),
+        ("tickstream/ops", "BarsWritten", "aggregator"),
+        ("tickstream/ops", "ChartsRendered", "charts"),
+        ("AWS/Lambda", "IteratorAge", aggregator),
+        ("AWS/Lambda", "IteratorAge", charts),
+        ("AWS/Lambda", "Errors", aggregator),
+        ("AWS/Lambda", "Errors", charts),
+    }
+    assert must_show <= charted
+    assert must_show <= published
+
+
+def _granted(policies: list[dict[str, Any]], action: str, resource: str) -> bool:
+    """IAM's Allow matching, for the statements this template writes: no Deny, no conditions."""
+
+    def matches(patterns: str | list[str], value: str) -> bool:
+        wanted = [patterns] if isinstance(patterns, str) else patterns
+        return any(re.fullmatch(re.escape(p).replace(r"\*", ".*"), value) for p in wanted)
+
+    return any(
+        s["Effect"] == "Allow" and matches(s["Action"], action) and matches(s["Resource"], resource)
+        for policy in policies
+        for s in policy["Statement"]
+    )
+
+
+def _role_policies(local_stack: LocalStack, function: str) -> list[dict[str, Any]]:
+    """The execution role's inline policies as the stack deployed them: ARNs resolved."""
+    iam = local_stack.client("iam")
+    role = local_stack.client("lambda").get_function_configuration(FunctionName=function)["Role"]
+    name = role.rsplit("/", 1)[-1]
+    documents = [
+        iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"]
+        for p in iam.list_role_policies(RoleName=name)["PolicyNames"]
+    ]
+    assert not iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+    return [_policy_document(d) for d in documents]
+
+
+def _policy_document(document: str | dict[str, Any]) -> dict[str, Any]:
+    """moto 5.2's CloudFormation stores an inline role policy as Python's repr of the dict, not JSON."""
+    if isinstance(document, dict):
+        return document
+    try:
+        parsed: dict[str, Any] = json.loads(document)
+    except json.JSONDecodeError:
+        parsed = ast.literal_eval(document)
+    return parsed
+
+
+def _action_and_resource(call: dict[str, Any], table_arns: dict[str, str]) -> list[tuple[str, str]]:
+    action = f"{call['service']}:{call['operation']}"
+    if call["service"] == "s3":
+        return [(action, f"arn:aws:s3:::{call['Bucket']}/{call['Key']}")]
+    tables = call.get("Tables") or [call["TableName"]]
+    return [(action, table_arns[t]) for t in tables]
+
+
+def test_each_role_allows_exactly_the_data_calls_its_handler_makes(
+    local_stack: LocalStack, ops_stack: OpsStack
+) -> None:
+    outputs = ops_stack.outputs
+    table_arn = local_stack.client("dynamodb").describe_table(TableName=outputs.BarsTableName)["Table"][
+        "TableArn"
+    ]
+    table_arns = {outputs.BarsTableName: table_arn}
+    aggregator = _role_policies(local_stack, outputs.AggregatorFunctionName)
+    charts = _role_policies(local_stack, outputs.ChartBuilderFunctionName)
+
+    made = {_call for c in ops_stack.handler_calls for _call in _action_and_resource(c, table_arns)}
+    by_function = {
+        "aggregator": {c for c in made if c[0] in {"dynamodb:BatchGetItem", "dynamodb:PutItem"}}
+        | {c for c in made if c[0].startswith("s3:") and outputs.DataBucketName in c[1]},
+        "charts": {c for c in made if c[0] == "dynamodb:Query"}
+        | {c for c in made if c[0].startswith("s3:") and outputs.SiteBucketName in c[1]},
+    }
+    assert by_function["aggregator"] | by_function["charts"] == made, "a call no function should make"
+    # The run wrote bars, merged day files, quarantined the bad record and published the site.
+    assert {a for a, _ in by_function["aggregator"]} == {
+        "dynamodb:BatchGetItem",
+        "dynamodb:PutItem",
+        "s3:GetObject",
+        "s3:PutObject",
+    }
+    assert any("/rejected/" in r for _, r in by_function["aggregator"])
+    assert {a for a, _ in by_function["charts"]} == {"dynamodb:Query", "s3:GetObject", "s3:PutObject"}
+
+    for action, resource in by_function["aggregator"]:
+        assert _granted(aggregator, action, resource), (action, resource)
+        assert not _granted(charts, action, resource), (action, resource)
+    for action, resource in by_function["charts"]:
+        assert _granted(charts, action, resource), (action, resource)
+        assert not _granted(aggregator, action, resource), (action, resource)
+
+    # Nothing beyond what the code does: not the other objects of the buckets, nor writes it never makes.
+    data, site = outputs.DataBucketName, outputs.SiteBucketName
+    assert not _granted(aggregator, "s3:PutObject", f"arn:aws:s3:::{data}/elsewhere.json")
+    assert not _granted(aggregator, "s3:GetObject", f"arn:aws:s3:::{data}/rejected/x.json")
+    assert not _granted(charts, "s3:PutObject", f"arn:aws:s3:::{site}/other.html")
+    for action in ("dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:Scan", "s3:DeleteObject"):
+        assert not _granted(aggregator, action, table_arn)
+        assert not _granted(aggregator, action, f"arn:aws:s3:::{data}/bars/x")
+        assert not _granted(charts, action, table_arn)
+    # Lambda's side of the mappings runs with the same roles (AWS's documented permissions).
+    assert _granted(aggregator, "kinesis:GetRecords", outputs.StreamArn)
+    assert _granted(charts, "dynamodb:GetRecords", outputs.BarsTableStreamArn)
+    assert _granted(aggregator, "sqs:SendMessage", outputs.DeadLetterQueueArn)
+    assert _granted(charts, "sqs:SendMessage", outputs.DeadLetterQueueArn)
+    assert not _granted(charts, "kinesis:GetRecords", outputs.StreamArn)
