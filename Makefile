@@ -9,13 +9,22 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: demo test lint bench clean chromium
+.PHONY: demo test lint bench clean chromium package
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# The Compose specification's JSON schema, as shipped inside the docker-compose 1.29.2 wheel on
+# PyPI: fetched at install time so the compose test needs no network.
+COMPOSE_SCHEMA := $(VENV)/share/compose-spec/compose_spec.json
+
+$(COMPOSE_SCHEMA): $(STAMP)
+	rm -rf $(VENV)/share/compose-wheel && mkdir -p $(VENV)/share/compose-wheel $(dir $(COMPOSE_SCHEMA))
+	$(BIN)/pip download --quiet --no-deps --dest $(VENV)/share/compose-wheel docker-compose==1.29.2
+	$(BIN)/python -c "import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read('compose/config/compose_spec.json'))" $(VENV)/share/compose-wheel/docker_compose-1.29.2-py2.py3-none-any.whl > $(COMPOSE_SCHEMA)
 
 $(CHECKOV_STAMP):
 	$(PYTHON) -m venv $(CHECKOV_VENV)
@@ -35,7 +44,17 @@ lint: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
-test: lint chromium $(CHECKOV_STAMP)
+# The Lambda artifacts (build/aggregator, build/charts and their zips), rebuilt when a source changes.
+PACKAGED := build/.packaged
+FUNCTION_SOURCES := $(shell find market consumers charts -name '*.py')
+
+$(PACKAGED): $(STAMP) pyproject.toml tickstream/lambda_packages.py $(FUNCTION_SOURCES)
+	$(BIN)/python -m tickstream.lambda_packages
+	touch $(PACKAGED)
+
+package: $(PACKAGED)
+
+test: lint chromium $(CHECKOV_STAMP) $(COMPOSE_SCHEMA) $(PACKAGED)
 	$(BIN)/pytest
 
 bench: $(STAMP)
@@ -43,4 +62,4 @@ bench: $(STAMP)
 
 clean:
 	-$(BIN)/tickstream down
-	rm -rf $(VENV) $(CHECKOV_VENV) .tickstream .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) build .tickstream .pytest_cache .mypy_cache .ruff_cache

@@ -17,6 +17,10 @@ class SiteError(RuntimeError):
     """The site bucket could not be read or written; worth retrying."""
 
 
+class SiteObjectMissing(SiteError):
+    """No such page, manifest or chart in the site bucket."""
+
+
 class SiteBucket:
     def __init__(self, client: Any, bucket: str) -> None:
         self._client = client
@@ -35,6 +39,18 @@ class SiteBucket:
         except BotoCoreError as exc:
             raise SiteError(f"reading manifest.json: {exc}") from exc
         return entries_from_manifest(orjson.loads(body))
+
+    def read(self, key: str) -> tuple[bytes, str]:
+        """An object of the site and its content type, for `tickstream view`."""
+        try:
+            found = self._client.get_object(Bucket=self.bucket, Key=key)
+            return found["Body"].read(), found.get("ContentType", "application/octet-stream")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise SiteObjectMissing(key) from exc
+            raise SiteError(f"reading {key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise SiteError(f"reading {key}: {exc}") from exc
 
     def publish(self, entries: dict[str, SymbolEntry], generated_at: int) -> None:
         """The manifest first, so the page never lists charts the manifest does not."""

@@ -36,6 +36,7 @@ from tickstream.health import HEALTH_WINDOW_S, HealthReader, HealthReadError
 from tickstream.lambda_artifacts import ArtifactError
 from tickstream.log_tail import LogReadError, LogTail, parse_since
 from tickstream.settings import Settings, SettingsError
+from tickstream.site_viewer import SiteViewer
 from tickstream.stack import StackDeployer, StackError, StackOutputs
 
 DEFAULT_SYMBOLS = "AAPL,MSFT,GOOG,AMZN,NVDA,META,TSLA,JPM"
@@ -292,6 +293,29 @@ def logs(
                 typer.echo(event.line())
     except LogReadError as exc:
         raise fail(str(exc)) from exc
+
+
+@app.command()
+def view(
+    port: Annotated[
+        int, typer.Option(envvar="TICKSTREAM_VIEW_PORT", help="Port to serve the chart site on.")
+    ] = 8080,
+    host: Annotated[
+        str, typer.Option(envvar="TICKSTREAM_VIEW_HOST", help="Address to listen on; 0.0.0.0 in a container.")
+    ] = "127.0.0.1",
+) -> None:
+    """Serve the chart site from its bucket at http://HOST:PORT/ until stopped."""
+    clients = AwsClients(state.settings)
+    try:
+        outputs = _deployer(clients).outputs()
+    except StackError as exc:
+        raise fail(str(exc)) from exc
+    try:
+        viewer = SiteViewer(SiteBucket(clients.client("s3"), outputs.SiteBucketName), host, port)
+    except OSError as exc:
+        raise fail(f"cannot listen on {host}:{port}: {exc}") from exc
+    out.print(f"charts of stack {state.settings.stack_name} at http://{host}:{viewer.port}/ (Ctrl-C stops)")
+    viewer.serve_until(_install_stop_handlers())
 
 
 def _start_ms(text: str | None) -> int:

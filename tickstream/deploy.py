@@ -35,7 +35,9 @@ def deploy_stack(clients: AwsClients, settings: Settings, shards: int) -> tuple[
     parameters = {"ShardCount": str(shards), "LocalRunner": "true", "SiteAccess": "s3-website"}
     template = translate_template(sam, settings.region)
     stack, action = StackDeployer(cloudformation, settings.stack_name).deploy(template, parameters)
-    if settings.embedded:
+    # Any local endpoint: the embedded moto, moto in docker-compose, or an emulator whose own
+    # CloudFormation already applied these (they are then set again to the same values).
+    if settings.endpoint_url is not None:
         _apply_what_moto_skipped(clients, settings, template, parameters)
     return StackOutputs.from_stack(stack), action
 

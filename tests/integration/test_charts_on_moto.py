@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -13,7 +14,8 @@ import matplotlib.image as mpimg
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.support.local_stack import LocalStack, run_cli
+from tests.support.local_stack import TICKSTREAM, LocalStack, run_cli
+from tickstream.embedded_aws import free_local_port
 from tickstream.stack import StackDeployer, StackOutputs
 
 pytestmark = pytest.mark.integration
@@ -148,3 +150,33 @@ def test_new_bars_of_one_symbol_redraw_only_that_symbol_through_the_stream(
     assert consumed.returncode == 0, consumed.stderr
     after = {k: s3.head_object(Bucket=outputs.SiteBucketName, Key=k)["LastModified"] for k in keys}
     assert {k for k in keys if after[k] != before[k]} == {k for k in keys if k.startswith("charts/A+B/")}
+
+
+def test_view_serves_the_published_site_and_nothing_else(chart_stack: ChartStack) -> None:
+    port = free_local_port()
+    viewer = subprocess.Popen(
+        [*TICKSTREAM, "view", "--port", str(port)],
+        env=chart_stack.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert viewer.stdout is not None
+        assert f"at http://127.0.0.1:{port}/" in viewer.stdout.readline()
+        base = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(f"{base}/", timeout=10) as page:
+            html = page.read().decode()
+            assert page.headers["Content-Type"].startswith("text/html")
+        assert "MSFT" in html
+        with urllib.request.urlopen(f"{base}/charts/MSFT/1m.png", timeout=10) as chart:
+            assert chart.read().startswith(b"\x89PNG")
+        with urllib.request.urlopen(f"{base}/charts/A%2BB/1h.png", timeout=10) as chart:
+            assert chart.headers["Content-Type"] == "image/png"
+        assert anonymous_status(f"{base}/charts/NOPE/1m.png") == 404
+        assert anonymous_status(f"{base}/charts/../index.html.png") == 404
+        assert anonymous_status(f"{base}/secrets.txt") == 404
+    finally:
+        viewer.terminate()
+        viewer.wait(timeout=30)
+    assert viewer.returncode == 0
