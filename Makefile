@@ -9,7 +9,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: demo test lint bench clean chromium package
+.PHONY: demo test lint bench cost clean chromium package
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ test: lint chromium $(CHECKOV_STAMP) $(COMPOSE_SCHEMA) $(PACKAGED)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# What a million ticks costs on AWS, from the requests of a 3-minute real-time run (about 5 minutes).
+cost: $(STAMP)
+	$(BIN)/python -m bench.cost
 
 clean:
 	-$(BIN)/tickstream down

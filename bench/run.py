@@ -351,7 +351,15 @@ def mplfinance_in_one_call(frame: pd.DataFrame, title: str, bar_seconds: int) ->
     return buffer.getvalue()
 
 
-def render(section: str, title: str, rows: list[Row]) -> str:
+BENCH_METHOD = (
+    f"CPU figures: best of {REPEATS}, pinned to one core; "
+    "figures that deliver to the embedded moto server: one run (moto is a second process, so two cores)."
+)
+
+
+def render(
+    section: str, title: str, rows: list[Row], command: str = "make bench", method: str = BENCH_METHOD
+) -> str:
     cpu = platform.processor() or platform.machine()
     model = next(
         (
@@ -366,15 +374,18 @@ def render(section: str, title: str, rows: list[Row]) -> str:
         f"## {title}",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {model}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, by `make bench`. "
-        f"CPU figures: best of {REPEATS}, pinned to one core; "
-        "figures that deliver to the embedded moto server: one run (moto is a second process, so two cores).",
+        f"Python {platform.python_version()}, by `{command}`. {method}",
         "",
         "| what | figure | unit | note |",
         "|---|---:|---|---|",
     ]
     for row in rows:
-        figure = f"{row.figure:,.1f}" if row.unit in ("x", "charts/s") else f"{row.figure:,.0f}"
+        if row.unit.startswith("USD"):
+            figure = f"{row.figure:,.4f}"
+        elif row.unit in ("x", "charts/s"):
+            figure = f"{row.figure:,.1f}"
+        else:
+            figure = f"{row.figure:,.0f}"
         lines.append(f"| {row.what} | {figure} | {row.unit} | {row.note} |")
     lines.append(f"<!-- {section}:end -->")
     return "\n".join(lines)

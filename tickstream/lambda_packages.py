@@ -9,7 +9,6 @@ specifiers, without the packages the runtime already provides.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -186,7 +185,7 @@ def check_limits(built: BuiltPackage) -> None:
 
 
 def main() -> None:
-    build = Path(os.environ.get("TICKSTREAM_BUILD_DIR", PROJECT_ROOT / "build"))
+    build = PROJECT_ROOT / "build"
     for function in FUNCTIONS:
         try:
             built = build_package(function, build)

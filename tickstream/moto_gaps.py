@@ -2,10 +2,10 @@
 
 moto 5.2's CloudFormation creates an S3 bucket with its encryption and tags only: bucket
 policies and website configurations in the template are dropped without a word, and it has no
-model for AWS::CloudWatch::Alarm at all. Against the embedded moto, `tickstream up` applies
-them through the S3 and CloudWatch APIs, with their values resolved from the deployed stack, so
-the template stays the one description of them. An intrinsic this
-resolver does not know is an error, never a guess.
+model for AWS::CloudWatch::Alarm at all. Against a local endpoint, `tickstream up` applies them
+through the S3 and CloudWatch APIs, with their values resolved from the deployed stack, so the
+template stays the one description of them. An intrinsic this resolver does not know is an
+error, never a guess.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The tickstream CLI with every AWS call the Lambda handlers make recorded, for the IAM tests.
+"""The tickstream CLI with every AWS call the Lambda handlers make recorded (IAM tests, `make cost`).
 
 Handlers build their clients from boto3's default session, as they do in Lambda; the local
 runner and the CLI use sessions of their own. So a hook on the default session sees exactly the
@@ -20,12 +20,43 @@ import boto3
 from tickstream.cli import app
 
 
+def attribute_bytes(value: dict[str, Any]) -> int:
+    """A DynamoDB attribute value's size as DynamoDB bills it (names and values in bytes;
+    numbers about one byte per two significant digits, plus one)."""
+    ((kind, inner),) = value.items()
+    if kind == "S":
+        return len(inner.encode())
+    if kind == "N":
+        return len(inner.lstrip("-").replace(".", "").strip("0")) // 2 + 2
+    if kind == "B":
+        return len(inner)
+    if kind in ("SS", "NS", "BS"):
+        return sum(attribute_bytes({kind[0]: v}) for v in inner)
+    if kind == "M":
+        return 3 + item_bytes(inner)
+    if kind == "L":
+        return 3 + sum(1 + attribute_bytes(v) for v in inner)
+    return 1  # BOOL, NULL
+
+
+def item_bytes(item: dict[str, Any]) -> int:
+    return sum(len(name.encode()) + attribute_bytes(value) for name, value in item.items())
+
+
 def _resource_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The parameters that name what a call touches: tables, buckets and keys."""
+    """The parameters that name what a call touches: tables, buckets and keys; and item sizes."""
     named: dict[str, Any] = {k: params[k] for k in ("TableName", "Bucket", "Key") if k in params}
     if "RequestItems" in params:
         named["Tables"] = sorted(params["RequestItems"])
+    if "Item" in params:
+        named["ItemBytes"] = item_bytes(params["Item"])
     return named
+
+
+def _read_sizes(parsed: dict[str, Any]) -> list[int]:
+    """The sizes of the items a BatchGetItem or Query returned."""
+    items = [i for found in parsed.get("Responses", {}).values() for i in found] + parsed.get("Items", [])
+    return [item_bytes(i) for i in items]
 
 
 def main() -> None:
@@ -33,19 +64,29 @@ def main() -> None:
     calls: list[dict[str, Any]] = []
     lock = threading.Lock()
 
+    # Parameters are seen before the call, answers after it, on the same thread: pair them there.
+    pending = threading.local()
+
     def record(params: dict[str, Any], model: Any, **_: Any) -> None:
         call = {
             "service": model.service_model.signing_name,
             "operation": model.name,
             **_resource_params(params),
         }
+        pending.call = call
         with lock:
             calls.append(call)
+
+    def answered(parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        call = getattr(pending, "call", None)
+        if call is not None and call["operation"] == model.name and model.name in ("BatchGetItem", "Query"):
+            call["ReadBytes"] = _read_sizes(parsed)
 
     boto3.setup_default_session()
     session = boto3.DEFAULT_SESSION
     assert session is not None
     session.events.register("before-parameter-build", record)
+    session.events.register("after-call", answered)
     sys.argv = ["tickstream", *args]
     try:
         app()
