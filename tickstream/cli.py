@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -27,6 +28,7 @@ from consumers.shard_reader import ShardReader, StreamReadError
 from market.ticks import InvalidTick, Tick, validate_symbol, validate_timestamp
 from producer.kinesis_writer import KinesisError, KinesisStreamWriter
 from producer.pipeline import Pace, ProduceOptions, Producer, ProduceStats
+from producer.quote_polling import PollFailure, QuotePoller, QuoteSourceConfig, SourceConfigError
 from producer.sources import BadCsvRow, CsvReplay, SyntheticMarket
 from tickstream.aws_clients import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, AwsClients
 from tickstream.demo import read_stream, show_bars, show_landing
@@ -187,7 +189,7 @@ def run_consumer(clients: AwsClients, outputs: StackOutputs, until_idle: bool) -
         outputs.RunnerCheckpointsTableName,
         handler_environment(state.settings),
     )
-    stop = _install_stop_handlers()
+    stop = _install_stop_handlers("finishing the batches in flight, then stopping")
     try:
         return runner.run(until_idle=until_idle, stop=stop)
     except RunnerIOError as exc:
@@ -318,6 +320,20 @@ def view(
     viewer.serve_until(_install_stop_handlers())
 
 
+def _polled_ticks(config_path: Path, duration: float | None, stop: threading.Event) -> Iterator[Tick]:
+    """A quote API polled every poll_seconds; a symbol that fails is reported and skipped."""
+    try:
+        config = QuoteSourceConfig.from_file(config_path, os.environ)
+    except SourceConfigError as exc:
+        raise fail(f"--source http:{config_path}: {exc}") from exc
+    rounds = None if duration is None else max(1, math.ceil(duration / config.poll_seconds))
+
+    def report(failure: PollFailure) -> None:
+        err.print(f"{failure.symbol}: no tick ({failure.reason}): {failure.message}", markup=False)
+
+    return QuotePoller.for_config(config).ticks(stop, report, rounds)
+
+
 def _start_ms(text: str | None) -> int:
     if text is None:
         return int(time.time() * 1000)
@@ -327,12 +343,12 @@ def _start_ms(text: str | None) -> int:
         raise fail(f"--start: {exc}") from exc
 
 
-def _install_stop_handlers() -> threading.Event:
-    """SIGINT and SIGTERM stop reading the source; what is buffered is still flushed."""
+def _install_stop_handlers(finishing: str = "stopping") -> threading.Event:
+    """SIGINT and SIGTERM end the command's loop; `finishing` says what it does before it exits."""
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
-        err.print(f"{signal.Signals(signum).name}: flushing buffered ticks, then stopping")
+        err.print(f"{signal.Signals(signum).name}: {finishing}")
         stop.set()
 
     signal.signal(signal.SIGINT, request_stop)
@@ -352,10 +368,14 @@ def _summary(stats: ProduceStats) -> str:
 
 
 def run_producer(
-    ticks: Iterator[Tick], options: ProduceOptions, clients: AwsClients, stream_name: str, total: int | None
+    ticks: Iterator[Tick],
+    options: ProduceOptions,
+    clients: AwsClients,
+    stream_name: str,
+    total: int | None,
+    stop: threading.Event,
 ) -> ProduceStats:
     producer = Producer(KinesisStreamWriter(clients.client("kinesis"), stream_name), options)
-    stop = _install_stop_handlers()
     if not sys.stdout.isatty():
         return producer.run(ticks, stop)
     columns = (
@@ -385,12 +405,16 @@ def run_producer(
 
 @app.command()
 def produce(
-    source: Annotated[str, typer.Option(help="'synthetic' or 'csv:<path>'.")] = "synthetic",
+    source: Annotated[
+        str, typer.Option(help="'synthetic', 'csv:<path>', or 'http:<config.yaml>' to poll a quote API.")
+    ] = "synthetic",
     symbols: Annotated[str, typer.Option(help="Comma-separated symbols (synthetic).")] = DEFAULT_SYMBOLS,
     rate: Annotated[
         float, typer.Option(min=0.001, help="Ticks per second of event time (synthetic).")
     ] = 1000.0,
-    duration: Annotated[float | None, typer.Option(min=0.0, help="Seconds of ticks (synthetic).")] = None,
+    duration: Annotated[
+        float | None, typer.Option(min=0.0, help="Seconds of ticks (synthetic), or of polling (http).")
+    ] = None,
     count: Annotated[int | None, typer.Option(min=0, help="Number of ticks (synthetic).")] = None,
     seed: Annotated[int, typer.Option(help="Same seed and --start give the same ticks.")] = 1,
     start: Annotated[
@@ -418,6 +442,7 @@ def produce(
         aggregate=aggregate, pace=pace, linger_s=linger_ms / 1000, max_attempts=max_attempts
     )
     csv_source: CsvReplay | None = None
+    stop = _install_stop_handlers("flushing buffered ticks, then stopping")
     if source == "synthetic":
         if duration is None and count is None:
             err.print("no --duration or --count: producing until interrupted (Ctrl-C flushes and stops)")
@@ -434,10 +459,12 @@ def produce(
     elif source.startswith("csv:"):
         csv_source = CsvReplay(Path(source.removeprefix("csv:")), skip_bad=skip_bad)
         ticks, total = csv_source.ticks(), None
+    elif source.startswith("http:"):
+        ticks, total = _polled_ticks(Path(source.removeprefix("http:")), duration, stop), None
     else:
-        raise fail(f"--source {source!r}: expected 'synthetic' or 'csv:<path>'")
+        raise fail(f"--source {source!r}: expected 'synthetic', 'csv:<path>' or 'http:<config>'")
     try:
-        stats = run_producer(ticks, options, clients, stream_name, total)
+        stats = run_producer(ticks, options, clients, stream_name, total, stop)
     except (BadCsvRow, InvalidTick, OSError) as exc:
         raise fail(str(exc)) from exc
     except KinesisError as exc:
@@ -477,9 +504,14 @@ def demo(
     out.print(
         f"backfilling {HISTORY_MS // 3_600_000} h of history at {HISTORY_RATE:.0f} ticks/s of event time"
     )
-    backfill = run_producer(history.ticks(), ProduceOptions(pace=Pace.MAX), clients, outputs.StreamName, None)
+    stop = _install_stop_handlers("flushing buffered ticks, then stopping")
+    backfill = run_producer(
+        history.ticks(), ProduceOptions(pace=Pace.MAX), clients, outputs.StreamName, None, stop
+    )
     out.print(_summary(backfill))
-    stats = run_producer(market.ticks(), ProduceOptions(), clients, outputs.StreamName, int(seconds * rate))
+    stats = run_producer(
+        market.ticks(), ProduceOptions(), clients, outputs.StreamName, int(seconds * rate), stop
+    )
     out.print(_summary(stats))
     landed = show_landing(out, read_stream(clients, outputs.StreamName), market.run_id(), stats)
     out.print(

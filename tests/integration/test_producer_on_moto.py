@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from pytest_httpserver import HTTPServer
 
 from market.ticks import encode_tick
 from producer.shard_map import ShardMap, ShardRange
@@ -154,3 +155,31 @@ def test_unknown_stack_gives_a_clear_error(local_stack: LocalStack) -> None:
     done = run_cli(["produce", "--count", "1"], {**local_stack.env, "TICKSTREAM_STACK": "nothere"})
     assert done.returncode != 0
     assert "tickstream up" in done.stderr
+
+
+def test_http_source_polls_a_quote_api_into_the_stream(local_stack: LocalStack, tmp_path: Path) -> None:
+    recorded = Path(__file__).parent.parent / "fixtures" / "quotes"
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.start()
+    try:
+        server.expect_request(
+            "/query", query_string={"function": "GLOBAL_QUOTE", "symbol": "HTQ", "apikey": "k1"}
+        ).respond_with_data((recorded / "av_global_quote.json").read_bytes())
+        server.expect_request(
+            "/query", query_string={"function": "GLOBAL_QUOTE", "symbol": "HTN", "apikey": "k1"}
+        ).respond_with_data((recorded / "av_rate_limit_note.json").read_bytes())
+        config = tmp_path / "alpha-vantage.yaml"
+        url = server.url_for("/query")
+        config.write_text(f"provider: alphavantage\nsymbols: [HTQ, HTN]\nurl: {url}\napi_key_env: AV_KEY\n")
+        done = run_cli(
+            ["produce", "--source", f"http:{config}", "--duration", "1"], {**local_stack.env, "AV_KEY": "k1"}
+        )
+    finally:
+        server.clear()
+        server.stop()
+    assert done.returncode == 0, done.stderr
+    assert "1 accepted" in done.stdout
+    assert "HTN: no tick (rate_limited)" in done.stderr
+    assert "k1" not in done.stdout + done.stderr
+    ours = [orjson.loads(u.data) for u in local_stack.read_everything() if b'"HTQ"' in u.data]
+    assert [(t["price"], t["id"]) for t in ours] == [(227.42, "alphavantage:HTQ:2026-11-20:3188202:227.4200")]

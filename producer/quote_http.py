@@ -1,0 +1,117 @@
+"""HTTP for quote polling: one requests.Session, timeouts, retries, and the provider's rate limit.
+
+The only module that imports requests. Retries are ours rather than urllib3's so that every
+attempt, retried or not, passes the rate limiter: providers count each call against the quota.
+Credentials never reach a message: every error text is redacted of the configured secrets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import requests
+
+# Statuses worth retrying: throttled, or the server's own trouble (RFC 9110 §15.6).
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# (connect, read) seconds; connect slightly above a multiple of 3 s, TCP's retransmission step.
+TIMEOUT_S = (3.05, 15.0)
+ATTEMPTS = 4
+BACKOFF_S = 1.0
+# A Retry-After beyond this is not waited for: the poll moves on and the next round tries again.
+MAX_WAIT_S = 120.0
+
+
+class FetchError(RuntimeError):
+    """No usable answer after the retries; `reason` is the metric dimension."""
+
+    reason = "http_error"
+
+
+class RateLimiter:
+    """At most `calls` per `period_s` across every symbol: a sliding window of call times."""
+
+    def __init__(
+        self,
+        calls: int,
+        period_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if calls < 1:
+            raise ValueError("a rate limit needs at least one call per period")
+        self._calls, self._period = calls, period_s
+        self._clock, self._sleep = clock, sleep
+        self._times: deque[float] = deque()
+
+    def acquire(self) -> None:
+        while True:
+            now = self._clock()
+            while self._times and now - self._times[0] >= self._period:
+                self._times.popleft()
+            if len(self._times) < self._calls:
+                self._times.append(now)
+                return
+            self._sleep(self._period - (now - self._times[0]))
+
+
+def retry_after_s(header: str | None, now: datetime) -> float | None:
+    """Retry-After as seconds or as an HTTP date (RFC 9110 §10.2.3); None if absent or unreadable."""
+    if not header:
+        return None
+    if header.strip().isdigit():
+        return float(header.strip())
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - now).total_seconds())
+
+
+class QuoteFetcher:
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        secrets: Iterable[str] = (),
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        attempts: int = ATTEMPTS,
+    ) -> None:
+        self._limiter = limiter
+        self._secrets = [s for s in secrets if s]
+        self._session = session or requests.Session()
+        self._sleep = sleep
+        self._attempts = attempts
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def get(self, url: str, params: Mapping[str, str]) -> bytes:
+        """The body of a 2xx answer, retrying throttling, server errors and broken connections."""
+        problem = "no attempt"
+        for attempt in range(self._attempts):
+            self._limiter.acquire()
+            wait = BACKOFF_S * 2**attempt
+            try:
+                response = self._session.get(url, params=params, timeout=TIMEOUT_S)
+            except requests.RequestException as exc:
+                problem = self.redact(f"{type(exc).__name__}: {exc}")
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    if response.status_code >= 400:
+                        raise FetchError(f"HTTP {response.status_code} {response.reason}")
+                    return response.content
+                problem = f"HTTP {response.status_code} {response.reason}"
+                asked = retry_after_s(response.headers.get("Retry-After"), datetime.now(UTC))
+                if asked is not None:
+                    if asked > MAX_WAIT_S:
+                        raise FetchError(f"{problem}; Retry-After {asked:.0f} s is beyond {MAX_WAIT_S:.0f} s")
+                    wait = asked
+            if attempt + 1 < self._attempts:
+                self._sleep(wait)
+        raise FetchError(f"{problem} after {self._attempts} attempts")

@@ -1,0 +1,199 @@
+"""Polling quote APIs into ticks: the `http:<config>` source of `tickstream produce`.
+
+A config file names the provider, the symbols and the limits; each round fetches every symbol
+once through the shared fetcher and turns the answers into ticks. A symbol whose answer is an
+error, a rate-limit note, HTML or incomplete yields no tick and a PollFailure; the round goes on
+with the other symbols. Ticks already emitted (same id) are not emitted again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from market.quote_payloads import (
+    ALPHA_VANTAGE,
+    JsonFields,
+    QuoteError,
+    alpha_vantage_global_quote,
+    alpha_vantage_intraday,
+    generic_json,
+    parse_json,
+)
+from market.ticks import InvalidTick, Tick, validate_symbol
+from producer.quote_http import FetchError, QuoteFetcher, RateLimiter
+
+ALPHA_VANTAGE_URL = "https://www.alphavantage.co/query"
+ALPHA_VANTAGE_FUNCTIONS = ("GLOBAL_QUOTE", "TIME_SERIES_INTRADAY")
+# Alpha Vantage's free tier: 5 calls a minute (https://www.alphavantage.co/premium/).
+ALPHA_VANTAGE_CALLS_PER_MINUTE = 5
+# Ids remembered to suppress re-emitting a quote; an intraday answer repeats 100 intervals.
+SEEN_IDS = 50_000
+
+
+class SourceConfigError(ValueError):
+    """The source config file is missing, unreadable or inconsistent."""
+
+
+@dataclass(frozen=True)
+class QuoteSourceConfig:
+    provider: str  # "alphavantage" or a generic JSON provider's name
+    symbols: tuple[str, ...]
+    url: str  # for JSON providers a template with {symbol}
+    calls_per_minute: int
+    poll_seconds: float
+    function: str = "GLOBAL_QUOTE"
+    interval: str = "5min"
+    api_key: str = field(default="", repr=False)
+    fields: JsonFields | None = None
+
+    @classmethod
+    def from_file(cls, path: Path, env: Mapping[str, str]) -> QuoteSourceConfig:
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise SourceConfigError(f"{path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise SourceConfigError(f"{path}: expected a mapping of settings")
+        return cls.from_mapping(data, env)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], env: Mapping[str, str]) -> QuoteSourceConfig:
+        """The API key comes from the environment variable the config names, never from the file."""
+        provider = str(data.get("provider", ""))
+        symbols = data.get("symbols")
+        if not provider:
+            raise SourceConfigError("'provider' is required: alphavantage, or a name for a JSON API")
+        if not isinstance(symbols, list) or not symbols:
+            raise SourceConfigError("'symbols' must be a non-empty list")
+        try:
+            checked = tuple(validate_symbol(str(s)) for s in symbols)
+        except InvalidTick as exc:
+            raise SourceConfigError(f"symbols: {exc}") from exc
+        key_variable = data.get("api_key_env")
+        api_key = env.get(str(key_variable), "") if key_variable else ""
+        if key_variable and not api_key:
+            raise SourceConfigError(f"the API key variable {key_variable} is not set")
+        poll_seconds = float(data.get("poll_seconds", 60))
+        if poll_seconds <= 0:
+            raise SourceConfigError("'poll_seconds' must be positive")
+        if provider == ALPHA_VANTAGE:
+            function = str(data.get("function", "GLOBAL_QUOTE"))
+            if function not in ALPHA_VANTAGE_FUNCTIONS:
+                raise SourceConfigError(f"function {function!r}: expected one of {ALPHA_VANTAGE_FUNCTIONS}")
+            if not api_key:
+                raise SourceConfigError("Alpha Vantage needs 'api_key_env', the variable holding the key")
+            return cls(
+                provider,
+                checked,
+                str(data.get("url", ALPHA_VANTAGE_URL)),
+                int(data.get("calls_per_minute", ALPHA_VANTAGE_CALLS_PER_MINUTE)),
+                poll_seconds,
+                function=function,
+                interval=str(data.get("interval", "5min")),
+                api_key=api_key,
+            )
+        url, price = data.get("url"), data.get("price")
+        if not isinstance(url, str) or "{symbol}" not in url:
+            raise SourceConfigError("'url' must be a URL template containing {symbol}")
+        if not isinstance(price, str):
+            raise SourceConfigError("'price' must be the dotted path of the price in the answer")
+        size, time_path = data.get("size"), data.get("time")
+        return cls(
+            provider,
+            checked,
+            url,
+            int(data.get("calls_per_minute", 60)),
+            poll_seconds,
+            api_key=api_key,
+            fields=JsonFields(price, str(size) if size else None, str(time_path) if time_path else None),
+        )
+
+    def request(self, symbol: str) -> tuple[str, dict[str, str]]:
+        if self.provider == ALPHA_VANTAGE:
+            params = {"function": self.function, "symbol": symbol, "apikey": self.api_key}
+            if self.function == "TIME_SERIES_INTRADAY":
+                params["interval"] = self.interval
+            return self.url, params
+        return self.url.format(symbol=symbol, api_key=self.api_key), {}
+
+
+@dataclass(frozen=True)
+class PollFailure:
+    symbol: str
+    reason: str  # the metric dimension: rate_limited, not_json, http_error, ...
+    message: str  # redacted of the API key
+
+
+@dataclass
+class PollRound:
+    ticks: list[Tick]
+    failures: list[PollFailure]
+
+
+class QuotePoller:
+    def __init__(
+        self, config: QuoteSourceConfig, fetcher: QuoteFetcher, clock_ms: Callable[[], int] | None = None
+    ) -> None:
+        self.config = config
+        self._fetcher = fetcher
+        self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self._seen: OrderedDict[str, None] = OrderedDict()
+
+    @classmethod
+    def for_config(cls, config: QuoteSourceConfig) -> QuotePoller:
+        limiter = RateLimiter(config.calls_per_minute)
+        return cls(config, QuoteFetcher(limiter, secrets=[config.api_key]))
+
+    def poll(self) -> PollRound:
+        """One round over every symbol; only ticks not emitted before."""
+        found = PollRound([], [])
+        for symbol in self.config.symbols:
+            url, params = self.config.request(symbol)
+            try:
+                body = self._fetcher.get(url, params)
+                ticks = self._parse(body, symbol)
+            except (QuoteError, FetchError) as exc:
+                found.failures.append(PollFailure(symbol, exc.reason, self._fetcher.redact(str(exc))))
+                continue
+            found.ticks.extend(t for t in ticks if self._first_time(t))
+        return found
+
+    def ticks(
+        self, stop: threading.Event, on_failure: Callable[[PollFailure], None], rounds: int | None = None
+    ) -> Iterator[Tick]:
+        """Polls every `poll_seconds` until stopped (or for `rounds` rounds)."""
+        done = 0
+        while not stop.is_set() and (rounds is None or done < rounds):
+            result = self.poll()
+            for failure in result.failures:
+                on_failure(failure)
+            yield from result.ticks
+            done += 1
+            if rounds is None or done < rounds:
+                stop.wait(self.config.poll_seconds)
+
+    def _parse(self, body: bytes, symbol: str) -> list[Tick]:
+        payload = parse_json(body)
+        if self.config.provider == ALPHA_VANTAGE:
+            if self.config.function == "GLOBAL_QUOTE":
+                return [alpha_vantage_global_quote(payload, symbol, self._clock_ms())]
+            return alpha_vantage_intraday(payload, symbol)
+        if self.config.fields is None:
+            raise SourceConfigError(f"provider {self.config.provider!r} has no field paths")
+        return [generic_json(payload, symbol, self.config.fields, self.config.provider, self._clock_ms())]
+
+    def _first_time(self, tick: Tick) -> bool:
+        if tick.id is None or tick.id in self._seen:
+            return False
+        self._seen[tick.id] = None
+        if len(self._seen) > SEEN_IDS:
+            self._seen.popitem(last=False)
+        return True
