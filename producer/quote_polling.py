@@ -28,7 +28,7 @@ from market.quote_payloads import (
     parse_json,
 )
 from market.ticks import InvalidTick, Tick, validate_symbol
-from producer.quote_http import FetchError, QuoteFetcher, RateLimiter
+from webclients.retrying_http import FetchError, RateLimiter, RetryingHttp
 
 ALPHA_VANTAGE_URL = "https://www.alphavantage.co/query"
 ALPHA_VANTAGE_FUNCTIONS = ("GLOBAL_QUOTE", "TIME_SERIES_INTRADAY")
@@ -140,7 +140,7 @@ class PollRound:
 
 class QuotePoller:
     def __init__(
-        self, config: QuoteSourceConfig, fetcher: QuoteFetcher, clock_ms: Callable[[], int] | None = None
+        self, config: QuoteSourceConfig, fetcher: RetryingHttp, clock_ms: Callable[[], int] | None = None
     ) -> None:
         self.config = config
         self._fetcher = fetcher
@@ -150,7 +150,7 @@ class QuotePoller:
     @classmethod
     def for_config(cls, config: QuoteSourceConfig) -> QuotePoller:
         limiter = RateLimiter(config.calls_per_minute)
-        return cls(config, QuoteFetcher(limiter, secrets=[config.api_key]))
+        return cls(config, RetryingHttp(limiter, secrets=[config.api_key]))
 
     def poll(self) -> PollRound:
         """One round over every symbol; only ticks not emitted before."""

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from producer.quote_http import QuoteFetcher, RateLimiter
 from producer.quote_polling import PollFailure, QuotePoller, QuoteSourceConfig, SourceConfigError
+from webclients.retrying_http import RateLimiter, RetryingHttp
 
 RECORDED = Path(__file__).parent.parent / "fixtures" / "quotes"
 KEY = "demo-key-123"
@@ -61,7 +61,7 @@ def alpha_vantage(server: HTTPServer, symbols: list[str], **extra: object) -> Qu
 
 def poller(config: QuoteSourceConfig, fake: FakeTime) -> QuotePoller:
     limiter = RateLimiter(config.calls_per_minute, clock=fake.clock, sleep=fake.sleep)
-    fetcher = QuoteFetcher(limiter, secrets=[config.api_key], sleep=fake.sleep)
+    fetcher = RetryingHttp(limiter, secrets=[config.api_key], sleep=fake.sleep)
     return QuotePoller(config, fetcher, clock_ms=lambda: 1_795_500_000_000)
 
 

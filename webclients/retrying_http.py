@@ -1,4 +1,4 @@
-"""HTTP for quote polling: one requests.Session, timeouts, retries, and the provider's rate limit.
+"""Outbound HTTP (quote APIs, alert webhooks): one requests.Session, timeouts, retries, a rate limit.
 
 The only module that imports requests. Retries are ours rather than urllib3's so that every
 attempt, retried or not, passes the rate limiter: providers count each call against the quota.
@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import requests
 
@@ -26,7 +27,7 @@ MAX_WAIT_S = 120.0
 
 
 class FetchError(RuntimeError):
-    """No usable answer after the retries; `reason` is the metric dimension."""
+    """No usable answer after the retries, or a refusal; `reason` is the metric dimension."""
 
     reason = "http_error"
 
@@ -71,10 +72,10 @@ def retry_after_s(header: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-class QuoteFetcher:
+class RetryingHttp:
     def __init__(
         self,
-        limiter: RateLimiter,
+        limiter: RateLimiter | None = None,
         secrets: Iterable[str] = (),
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -93,12 +94,19 @@ class QuoteFetcher:
 
     def get(self, url: str, params: Mapping[str, str]) -> bytes:
         """The body of a 2xx answer, retrying throttling, server errors and broken connections."""
+        return self._call("GET", url, params=params)
+
+    def post_json(self, url: str, body: Any) -> bytes:
+        return self._call("POST", url, json=body)
+
+    def _call(self, method: str, url: str, **request: Any) -> bytes:
         problem = "no attempt"
         for attempt in range(self._attempts):
-            self._limiter.acquire()
+            if self._limiter is not None:
+                self._limiter.acquire()
             wait = BACKOFF_S * 2**attempt
             try:
-                response = self._session.get(url, params=params, timeout=TIMEOUT_S)
+                response = self._session.request(method, url, timeout=TIMEOUT_S, **request)
             except requests.RequestException as exc:
                 problem = self.redact(f"{type(exc).__name__}: {exc}")
             else:

@@ -1,0 +1,1 @@
+"""Outbound HTTP shared by the quote pollers and the alert webhook."""
