@@ -36,3 +36,10 @@ class SlackWebhook:
                 detail = detail.replace(secret, "***")
             return Delivery(False, detail)
         return Delivery(True)
+
+
+class NoWebhook:
+    """Where no webhook is configured: every alert is reported as not delivered, and why."""
+
+    def post(self, body: dict[str, Any]) -> Delivery:
+        return Delivery(False, "no webhook configured (ALERT_WEBHOOK_URL or AlertWebhookParameter)")

@@ -12,11 +12,16 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from alerts.cooldown_table import CooldownTable
+from alerts.service import AlertReport, AlertService, rules_from_file
+from alerts.slack_webhook import NoWebhook, SlackWebhook
 from charts.builder import ChartBuilder
 from charts.settings import ChartSettings
+from charts.site import chart_key
 from charts.site_bucket import SiteBucket
 from consumers.aggregate.bars_table import BarsTable
 from market.bars import INTERVAL_SECONDS
@@ -26,15 +31,40 @@ logger = Logger(service="charts")
 # The namespace comes from POWERTOOLS_METRICS_NAMESPACE, which the template sets per stack.
 metrics = Metrics(service="charts")
 tracer = Tracer(service="charts")
-_builder: ChartBuilder | None = None
+_built: tuple[ChartBuilder, AlertService | None] | None = None
 
 
-def _build() -> ChartBuilder:
+def _build() -> tuple[ChartBuilder, AlertService | None]:
     settings = ChartSettings.from_environment(os.environ)
-    return ChartBuilder(
-        BarsTable(boto3.client("dynamodb"), settings.bars_table),
-        SiteBucket(boto3.client("s3"), settings.site_bucket),
+    bars = BarsTable(boto3.client("dynamodb"), settings.bars_table)
+    builder = ChartBuilder(bars, SiteBucket(boto3.client("s3"), settings.site_bucket))
+    if settings.alert_table is None:
+        return builder, None
+    url = settings.alert_webhook_url
+    if url is None and settings.alert_webhook_parameter:
+        url = parameters.get_parameter(settings.alert_webhook_parameter, decrypt=True)
+    alerts = AlertService(
+        rules_from_file(settings.alert_rules_file),
+        bars,
+        CooldownTable(boto3.client("dynamodb"), settings.alert_table),
+        SlackWebhook(url) if url else NoWebhook(),
+        lambda symbol, interval: settings.site_url + chart_key(symbol, interval),
     )
+    return builder, alerts
+
+
+def _report(report: AlertReport) -> None:
+    metrics.add_metric("AlertsSent", MetricUnit.Count, len(report.sent))
+    metrics.add_metric("AlertsFailed", MetricUnit.Count, len(report.failed))
+    metrics.add_metric("AlertsCoolingDown", MetricUnit.Count, len(report.cooling))
+    for alert in report.sent:
+        logger.info(
+            "alert sent", extra={"rule": alert.rule, "symbol": alert.symbol, "price": str(alert.price)}
+        )
+    for alert, detail in report.failed:
+        logger.error(
+            "alert not delivered", extra={"rule": alert.rule, "symbol": alert.symbol, "detail": detail}
+        )
 
 
 def changed_series(event: DynamoDBStreamEvent) -> set[tuple[str, str]]:
@@ -60,12 +90,16 @@ def changed_series(event: DynamoDBStreamEvent) -> set[tuple[str, str]]:
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    global _builder  # noqa: PLW0603 - the cold-start cache Lambda reuses between invocations
-    if _builder is None:
-        _builder = _build()
+    global _built  # noqa: PLW0603 - the cold-start cache Lambda reuses between invocations
+    if _built is None:
+        _built = _build()
+    builder, alerts = _built
     series = changed_series(DynamoDBStreamEvent(event))
-    drawn = _builder.rebuild(series, int(time.time())) if series else 0
+    drawn = builder.rebuild(series, int(time.time())) if series else 0
     metrics.add_metric("ChartsRendered", MetricUnit.Count, drawn)
+    # After the charts, so that an alert's link shows the move.
+    if alerts is not None and series:
+        _report(alerts.check(series, int(time.time() * 1000)))
     logger.info(
         "charts", extra={"records": len(event.get("Records", [])), "series": len(series), "charts": drawn}
     )

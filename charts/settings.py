@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+
+# The rules deployed with the code (alerts/rules.yaml), unless ALERT_RULES_FILE names others.
+DEFAULT_RULES_FILE = Path(__file__).resolve().parent.parent / "alerts" / "rules.yaml"
 
 
 class ChartSettingsError(ValueError):
@@ -14,10 +18,24 @@ class ChartSettingsError(ValueError):
 class ChartSettings:
     bars_table: str
     site_bucket: str
+    site_url: str  # the site's base URL, for the chart links in alerts
+    alert_table: str | None = None  # no table: alerts are off
+    alert_rules_file: Path = DEFAULT_RULES_FILE
+    alert_webhook_url: str | None = None  # given directly (locally) ...
+    alert_webhook_parameter: str | None = None  # ... or the SSM SecureString holding it (on AWS)
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> ChartSettings:
         missing = [name for name in ("BARS_TABLE", "SITE_BUCKET") if not env.get(name)]
         if missing:
             raise ChartSettingsError(f"environment lacks {', '.join(missing)}")
-        return cls(env["BARS_TABLE"], env["SITE_BUCKET"])
+        site_url = env.get("SITE_URL") or f"https://{env['SITE_BUCKET']}.s3.amazonaws.com/"
+        return cls(
+            env["BARS_TABLE"],
+            env["SITE_BUCKET"],
+            site_url if site_url.endswith("/") else site_url + "/",
+            env.get("ALERT_TABLE") or None,
+            Path(env["ALERT_RULES_FILE"]) if env.get("ALERT_RULES_FILE") else DEFAULT_RULES_FILE,
+            env.get("ALERT_WEBHOOK_URL") or None,
+            env.get("ALERT_WEBHOOK_PARAMETER") or None,
+        )

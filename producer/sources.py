@@ -32,6 +32,30 @@ CSV_COLUMNS = ("symbol", "price", "size", "ts")
 
 
 @dataclass(frozen=True)
+class Jump:
+    """A sudden move, to try alerts: from `after_s` into the run, `symbol` trades `percent` higher."""
+
+    symbol: str
+    percent: float
+    after_s: float
+
+    @classmethod
+    def parse(cls, text: str) -> Jump:
+        """`SYMBOL:PERCENT:SECONDS`, e.g. `AAPL:5:30` (AAPL jumps 5 % 30 s in) or `AAPL:-4:10`."""
+        parts = text.rsplit(":", 2)
+        if len(parts) != 3:
+            raise ValueError(f"jump {text!r}: expected SYMBOL:PERCENT:SECONDS")
+        symbol, percent, after = parts
+        try:
+            jump = cls(validate_symbol(symbol), float(percent), float(after))
+        except (InvalidTick, ValueError) as exc:
+            raise ValueError(f"jump {text!r}: {exc}") from exc
+        if not -90 < jump.percent <= 1000 or jump.after_s < 0:
+            raise ValueError(f"jump {text!r}: percent must be in (-90, 1000] and seconds 0 or more")
+        return jump
+
+
+@dataclass(frozen=True)
 class SyntheticMarket:
     """Geometric Brownian motion per symbol with Poisson arrivals across the market."""
 
@@ -43,6 +67,10 @@ class SyntheticMarket:
     duration_s: float | None = None
     annual_volatility: float = 0.4
     annual_drift: float = 0.05
+    jumps: tuple[Jump, ...] = ()
+
+    def _jump_ms(self, jump: Jump) -> float:
+        return self.start_ms + jump.after_s * 1000
 
     def run_id(self) -> str:
         key = f"{self.seed}|{self.start_ms}|{','.join(self.symbols)}|{self.rate}"
@@ -61,6 +89,7 @@ class SyntheticMarket:
         end_ms = None if self.duration_s is None else self.start_ms + self.duration_s * 1000
         clock_ms = float(self.start_ms)
         sigma, mu = self.annual_volatility, self.annual_drift
+        pending = sorted(self.jumps, key=lambda j: j.after_s)
         n = 0
         while self.count is None or n < self.count:
             clock_ms += rng.expovariate(self.rate) * 1000
@@ -73,6 +102,9 @@ class SyntheticMarket:
             prices[symbol] *= math.exp(
                 (mu - sigma * sigma / 2) * dt_years + sigma * math.sqrt(dt_years) * shock
             )
+            for jump in [j for j in pending if j.symbol == symbol and clock_ms >= self._jump_ms(j)]:
+                prices[symbol] *= 1 + jump.percent / 100
+                pending.remove(jump)
             price = max(Decimal(round(prices[symbol] * 100)) * CENT, CENT)
             size = Decimal(max(1, round(rng.lognormvariate(4.0, 1.0))))
             yield Tick(symbol, price, size, int(clock_ms), f"{run_id}:{n:09d}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import signal
@@ -29,9 +30,9 @@ from market.ticks import InvalidTick, Tick, validate_symbol, validate_timestamp
 from producer.kinesis_writer import KinesisError, KinesisStreamWriter
 from producer.pipeline import Pace, ProduceOptions, Producer, ProduceStats
 from producer.quote_polling import PollFailure, QuotePoller, QuoteSourceConfig, SourceConfigError
-from producer.sources import BadCsvRow, CsvReplay, SyntheticMarket
+from producer.sources import BadCsvRow, CsvReplay, Jump, SyntheticMarket
 from tickstream.aws_clients import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, AwsClients
-from tickstream.demo import read_stream, show_bars, show_landing
+from tickstream.demo import read_stream, show_alerts, show_bars, show_landing
 from tickstream.deploy import deploy_stack
 from tickstream.embedded_aws import EmbeddedAws, EmbeddedAwsError
 from tickstream.health import HEALTH_WINDOW_S, HealthReader, HealthReadError
@@ -40,11 +41,15 @@ from tickstream.log_tail import LogReadError, LogTail, parse_since
 from tickstream.settings import Settings, SettingsError
 from tickstream.site_viewer import SiteViewer
 from tickstream.stack import StackDeployer, StackError, StackOutputs
+from tickstream.webhook_receiver import WebhookReceiver
 
 DEFAULT_SYMBOLS = "AAPL,MSFT,GOOG,AMZN,NVDA,META,TSLA,JPM"
 # The demo's backfill: two hours of event time before now, so the charts have candles to show.
 HISTORY_MS = 2 * 3_600_000
 HISTORY_RATE = 10.0
+# The demo's price alert: NVDA's live ticks trade 6 % above where its history ended, which the
+# default rule (2 % against the close 5 one-minute bars before) reports.
+DEMO_JUMP = Jump("NVDA", 6.0, 0.0)
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 # Off a terminal rich assumes 80 columns; the demo's tables want more.
@@ -163,16 +168,20 @@ def status() -> None:
     out.print(f"charts  {site_url(outputs)}")
 
 
-def handler_environment(settings: Settings) -> dict[str, str]:
+def handler_environment(settings: Settings, outputs: StackOutputs) -> dict[str, str]:
     """What in-process handlers need to reach the same local stack as the runner.
 
-    Tracing is off: the local stack has no X-Ray daemon for Powertools Tracer to send to.
+    Tracing is off: the local stack has no X-Ray daemon for Powertools Tracer to send to. Chart
+    links in alerts point at the local site, and alerts go to ALERT_WEBHOOK_URL when it is set.
     """
     environment = {
         "AWS_REGION": settings.region,
         "AWS_DEFAULT_REGION": settings.region,
         "POWERTOOLS_TRACE_DISABLED": "true",
+        "SITE_URL": site_url(outputs).removesuffix("index.html"),
     }
+    if settings.alert_webhook_url is not None:
+        environment["ALERT_WEBHOOK_URL"] = settings.alert_webhook_url
     if settings.endpoint_url is not None:
         environment["AWS_ENDPOINT_URL"] = settings.endpoint_url
     if settings.local_credentials:
@@ -187,7 +196,7 @@ def run_consumer(clients: AwsClients, outputs: StackOutputs, until_idle: bool) -
         clients.client,
         frozenset({outputs.AggregatorFunctionName, outputs.ChartBuilderFunctionName}),
         outputs.RunnerCheckpointsTableName,
-        handler_environment(state.settings),
+        handler_environment(state.settings, outputs),
     )
     stop = _install_stop_handlers("finishing the batches in flight, then stopping")
     try:
@@ -431,6 +440,10 @@ def produce(
         int, typer.Option(min=1, help="Tries per record before it counts as failed.")
     ] = 10,
     linger_ms: Annotated[int, typer.Option(min=0, help="Longest a partly full aggregate waits.")] = 100,
+    jump: Annotated[
+        list[str] | None,
+        typer.Option(help="SYMBOL:PERCENT:SECONDS, a sudden move to try alerts (synthetic; repeatable)."),
+    ] = None,
 ) -> None:
     """Push ticks into the stream; exits non-zero if any tick was not accepted."""
     clients = AwsClients(state.settings)
@@ -446,6 +459,10 @@ def produce(
     if source == "synthetic":
         if duration is None and count is None:
             err.print("no --duration or --count: producing until interrupted (Ctrl-C flushes and stops)")
+        try:
+            jumps = tuple(Jump.parse(j) for j in jump or [])
+        except ValueError as exc:
+            raise fail(f"--jump: {exc}") from exc
         market = SyntheticMarket(
             [s.strip() for s in symbols.split(",") if s.strip()],
             rate,
@@ -453,6 +470,7 @@ def produce(
             _start_ms(start),
             count,
             duration,
+            jumps=jumps,
         )
         ticks = market.ticks()
         total = count if count is not None else (int(duration * rate) if duration is not None else None)
@@ -488,7 +506,12 @@ def demo(
     clients = AwsClients(state.settings)
     outputs = _deployer(clients).outputs()
     market = SyntheticMarket(
-        DEFAULT_SYMBOLS.split(","), rate, seed=int(time.time()), start_ms=_start_ms(None), duration_s=seconds
+        DEFAULT_SYMBOLS.split(","),
+        rate,
+        seed=int(time.time()),
+        start_ms=_start_ms(None),
+        duration_s=seconds,
+        jumps=(DEMO_JUMP,),
     )
     out.print(
         f"producing {seconds:.0f}s of ticks at {rate:,.0f}/s "
@@ -517,7 +540,11 @@ def demo(
     out.print(
         "consuming until idle (the aggregator's and the chart builder's event source mappings, run locally)"
     )
-    consume(follow=False, until_idle=True)
+    with WebhookReceiver() as receiver:
+        if state.settings.alert_webhook_url is None:
+            state.settings = dataclasses.replace(state.settings, alert_webhook_url=receiver.url)
+        consume(follow=False, until_idle=True)
+        show_alerts(out, receiver.received(), DEMO_JUMP.symbol)
     bars_ok = show_bars(out, clients, outputs, read_stream(clients, outputs.StreamName))
     out.print(f"charts drawn by the chart builder's stream mapping; open the site at {site_url(outputs)}")
     out.print(

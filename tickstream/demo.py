@@ -1,10 +1,12 @@
-"""The demo's proofs: every tick landed on its shard, and the bars equal a pandas recomputation."""
+"""The demo's proofs: every tick landed on its shard, the bars equal a pandas recomputation, and
+the injected jump sent a price alert."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from rich.console import Console
@@ -104,3 +106,15 @@ def show_bars(
         f"[green]all {len(got)} bars ({', '.join(DEFAULT_INTERVALS)}) equal the pandas recomputation[/]"
     )
     return True
+
+
+def show_alerts(out: Console, received: list[Any], jumped: str) -> None:
+    """What the chart builder posted to the local webhook receiver (a Slack webhook on AWS)."""
+    if not received:
+        out.print(
+            f"no alert posted this run: {jumped}'s jump was likely reported by an earlier demo on this "
+            "local stack within the rule's cooldown (alerts/rules.yaml); "
+            "`tickstream logs charts --filter alert` tells"
+        )
+    for body in received:
+        out.print("alert posted to the local webhook receiver:", body.get("text", body), markup=False)

@@ -38,6 +38,8 @@ RUNTIME_PROVIDED = frozenset(
 # 250 MB unzipped for a function and its layers; the aggregator's own budget is a 10 MB zip.
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 AGGREGATOR_ZIP_LIMIT = 10 * 1024 * 1024
+# Our modules and the data files they read (alerts/rules.yaml).
+SOURCE_SUFFIXES = (".py", ".yaml")
 # Test suites that some wheels ship inside the package; nothing imports them at run time.
 BUNDLED_TEST_DIRS = frozenset({"tests", "test"})
 
@@ -71,8 +73,17 @@ AGGREGATOR = FunctionPackage(
 CHART_BUILDER = FunctionPackage(
     "charts",
     "charts.handler.handler",
-    ("market", "consumers/__init__.py", "consumers/aggregate", "charts"),
-    ("aws-lambda-powertools", "aws-xray-sdk", "orjson", "protobuf", "pandas", "mplfinance"),
+    ("market", "consumers/__init__.py", "consumers/aggregate", "charts", "alerts", "webclients"),
+    (
+        "aws-lambda-powertools",
+        "aws-xray-sdk",
+        "orjson",
+        "protobuf",
+        "pandas",
+        "mplfinance",
+        "requests",
+        "PyYAML",
+    ),
 )
 FUNCTIONS = (AGGREGATOR, CHART_BUILDER)
 
@@ -128,7 +139,9 @@ def resolve(requirements: Iterable[str], scratch: Path) -> dict[str, str]:
 def _copy_sources(sources: Iterable[str], root: Path, folder: Path) -> None:
     for source in sources:
         path = root / source
-        files = [path] if path.is_file() else sorted(path.rglob("*.py"))
+        files = (
+            [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in SOURCE_SUFFIXES)
+        )
         for file in files:
             target = folder / file.relative_to(root)
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ class Settings:
     state_dir: Path
     template_path: Path
     local_credentials: bool
+    alert_webhook_url: str | None = None  # ALERT_WEBHOOK_URL: where locally run chart builders post alerts
 
     @property
     def target(self) -> str:
@@ -67,6 +68,7 @@ class Settings:
             state_dir=Path(env.get("TICKSTREAM_STATE_DIR", ".tickstream")).resolve(),
             template_path=Path(env.get("TICKSTREAM_TEMPLATE", str(TEMPLATE_PATH))),
             local_credentials=not real_aws and "AWS_ACCESS_KEY_ID" not in env and profile is None,
+            alert_webhook_url=env.get("ALERT_WEBHOOK_URL") or None,
         )
 
 

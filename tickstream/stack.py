@@ -47,6 +47,7 @@ class StackOutputs:
     AggregatorFunctionName: str
     ChartBuilderFunctionName: str
     AlarmTopicArn: str
+    AlertStateTableName: str
     RunnerCheckpointsTableName: str = ""  # only where the stack was deployed with LocalRunner=true
 
     @classmethod

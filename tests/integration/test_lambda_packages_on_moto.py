@@ -126,6 +126,7 @@ def test_packaged_handlers_aggregate_and_draw_from_the_artifacts_alone(
         "BARS_TABLE": outputs.BarsTableName,
         "DATA_BUCKET": outputs.DataBucketName,
         "SITE_BUCKET": outputs.SiteBucketName,
+        "ALERT_TABLE": outputs.AlertStateTableName,
         "BAR_INTERVALS": "1m,5m,1h,1d",
         "POWERTOOLS_SERVICE_NAME": "packaged",
         "POWERTOOLS_METRICS_NAMESPACE": "tickstream/pkg",
@@ -187,9 +188,12 @@ def test_packaged_handlers_aggregate_and_draw_from_the_artifacts_alone(
             }
         ]
     }
-    drawn = _invoke(charts, runtime, CHART_BUILDER.handler, bar_changes, lambda_env, ["numpy", "mplfinance"])
+    modules = ["numpy", "mplfinance", "requests", "yaml"]
+    drawn = _invoke(charts, runtime, CHART_BUILDER.handler, bar_changes, lambda_env, modules)
     assert drawn["answer"] == {"batchItemFailures": []}
     assert drawn["origins"]["numpy"].startswith(str(charts))
     assert drawn["origins"]["mplfinance"].startswith(str(charts))
+    assert drawn["origins"]["requests"].startswith(str(charts))
+    assert (charts / "alerts" / "rules.yaml").exists()
     png = local_stack.client("s3").get_object(Bucket=outputs.SiteBucketName, Key="charts/PKG/1m.png")["Body"]
     assert png.read().startswith(b"\x89PNG\r\n\x1a\n")

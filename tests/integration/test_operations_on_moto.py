@@ -258,15 +258,20 @@ def test_each_role_allows_exactly_the_data_calls_its_handler_makes(
     table_arn = local_stack.client("dynamodb").describe_table(TableName=outputs.BarsTableName)["Table"][
         "TableArn"
     ]
-    table_arns = {outputs.BarsTableName: table_arn}
+    alert_table_arn = local_stack.client("dynamodb").describe_table(TableName=outputs.AlertStateTableName)[
+        "Table"
+    ]["TableArn"]
+    table_arns = {outputs.BarsTableName: table_arn, outputs.AlertStateTableName: alert_table_arn}
     aggregator = _role_policies(local_stack, outputs.AggregatorFunctionName)
     charts = _role_policies(local_stack, outputs.ChartBuilderFunctionName)
 
     made = {_call for c in ops_stack.handler_calls for _call in _action_and_resource(c, table_arns)}
     by_function = {
         "aggregator": {c for c in made if c[0] in {"dynamodb:BatchGetItem", "dynamodb:PutItem"}}
+        - {c for c in made if c[1] == alert_table_arn}
         | {c for c in made if c[0].startswith("s3:") and outputs.DataBucketName in c[1]},
         "charts": {c for c in made if c[0] == "dynamodb:Query"}
+        | {c for c in made if c[0] == "dynamodb:PutItem" and c[1] == alert_table_arn}
         | {c for c in made if c[0].startswith("s3:") and outputs.SiteBucketName in c[1]},
     }
     assert by_function["aggregator"] | by_function["charts"] == made, "a call no function should make"
@@ -302,3 +307,7 @@ def test_each_role_allows_exactly_the_data_calls_its_handler_makes(
     assert _granted(aggregator, "sqs:SendMessage", outputs.DeadLetterQueueArn)
     assert _granted(charts, "sqs:SendMessage", outputs.DeadLetterQueueArn)
     assert not _granted(charts, "kinesis:GetRecords", outputs.StreamArn)
+    # Only the chart builder claims alert cooldowns; neither may read or delete them.
+    assert _granted(charts, "dynamodb:PutItem", alert_table_arn)
+    assert not _granted(aggregator, "dynamodb:PutItem", alert_table_arn)
+    assert not _granted(charts, "dynamodb:DeleteItem", alert_table_arn)
