@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,7 +157,6 @@ def measure() -> Usage:
             usage = Usage(ticks=stats.ticks_accepted)
             calls = json.loads(following.read_text()) + json.loads(draining.read_text())
             _handler_usage(calls, usage)
-            print(Counter(c["operation"] for c in calls))
             _lambda_usage(clients, outputs, usage)
             _stream_usage(clients, outputs, usage)
         finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,15 +17,9 @@ START = "2026-11-20T15:00:00"
 
 
 @pytest.fixture
-def webhook() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.start()
-    try:
-        server.expect_request(WEBHOOK, method="POST").respond_with_data("ok")
-        yield server
-    finally:
-        server.clear()
-        server.stop()
+def webhook(http_server: HTTPServer) -> HTTPServer:
+    http_server.expect_request(WEBHOOK, method="POST").respond_with_data("ok")
+    return http_server
 
 
 def posted(server: HTTPServer) -> list[dict[str, Any]]:

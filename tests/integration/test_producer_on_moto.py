@@ -157,26 +157,22 @@ def test_unknown_stack_gives_a_clear_error(local_stack: LocalStack) -> None:
     assert "tickstream up" in done.stderr
 
 
-def test_http_source_polls_a_quote_api_into_the_stream(local_stack: LocalStack, tmp_path: Path) -> None:
+def test_http_source_polls_a_quote_api_into_the_stream(
+    local_stack: LocalStack, http_server: HTTPServer, tmp_path: Path
+) -> None:
     recorded = Path(__file__).parent.parent / "fixtures" / "quotes"
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.start()
-    try:
-        server.expect_request(
-            "/query", query_string={"function": "GLOBAL_QUOTE", "symbol": "HTQ", "apikey": "k1"}
-        ).respond_with_data((recorded / "av_global_quote.json").read_bytes())
-        server.expect_request(
-            "/query", query_string={"function": "GLOBAL_QUOTE", "symbol": "HTN", "apikey": "k1"}
-        ).respond_with_data((recorded / "av_rate_limit_note.json").read_bytes())
-        config = tmp_path / "alpha-vantage.yaml"
-        url = server.url_for("/query")
-        config.write_text(f"provider: alphavantage\nsymbols: [HTQ, HTN]\nurl: {url}\napi_key_env: AV_KEY\n")
-        done = run_cli(
-            ["produce", "--source", f"http:{config}", "--duration", "1"], {**local_stack.env, "AV_KEY": "k1"}
-        )
-    finally:
-        server.clear()
-        server.stop()
+    http_server.expect_request(
+        "/query", query_string={"function": "GLOBAL_QUOTE", "symbol": "HTQ", "apikey": "k1"}
+    ).respond_with_data((recorded / "av_global_quote.json").read_bytes())
+    http_server.expect_request(
+        "/query", query_string={"function": "GLOBAL_QUOTE", "symbol": "HTN", "apikey": "k1"}
+    ).respond_with_data((recorded / "av_rate_limit_note.json").read_bytes())
+    config = tmp_path / "alpha-vantage.yaml"
+    url = http_server.url_for("/query")
+    config.write_text(f"provider: alphavantage\nsymbols: [HTQ, HTN]\nurl: {url}\napi_key_env: AV_KEY\n")
+    done = run_cli(
+        ["produce", "--source", f"http:{config}", "--duration", "1"], {**local_stack.env, "AV_KEY": "k1"}
+    )
     assert done.returncode == 0, done.stderr
     assert "1 accepted" in done.stdout
     assert "HTN: no tick (rate_limited)" in done.stderr

@@ -7,7 +7,6 @@ the tests check what would have been waited without waiting it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,23 +34,12 @@ class FakeTime:
         self.now += seconds
 
 
-@pytest.fixture
-def server() -> Iterator[HTTPServer]:
-    http = HTTPServer(host="127.0.0.1", port=0)
-    http.start()
-    try:
-        yield http
-    finally:
-        http.clear()
-        http.stop()
-
-
-def alpha_vantage(server: HTTPServer, symbols: list[str], **extra: object) -> QuoteSourceConfig:
+def alpha_vantage(http_server: HTTPServer, symbols: list[str], **extra: object) -> QuoteSourceConfig:
     return QuoteSourceConfig.from_mapping(
         {
             "provider": "alphavantage",
             "symbols": symbols,
-            "url": server.url_for("/query"),
+            "url": http_server.url_for("/query"),
             "api_key_env": "AV_KEY",
             **extra,
         },
@@ -65,36 +53,36 @@ def poller(config: QuoteSourceConfig, fake: FakeTime) -> QuotePoller:
     return QuotePoller(config, fetcher, clock_ms=lambda: 1_795_500_000_000)
 
 
-def answer(server: HTTPServer, symbol: str, recorded: str, status: int = 200, **headers: str) -> None:
+def answer(http_server: HTTPServer, symbol: str, recorded: str, status: int = 200, **headers: str) -> None:
     body = (RECORDED / recorded).read_bytes()
     content_type = "text/html" if recorded.endswith(".html") else "application/json"
-    server.expect_ordered_request(
+    http_server.expect_ordered_request(
         "/query", query_string={"function": "GLOBAL_QUOTE", "symbol": symbol, "apikey": KEY}
     ).respond_with_data(body, status=status, headers=headers, content_type=content_type)
 
 
-def test_a_quote_polled_twice_is_one_tick(server: HTTPServer) -> None:
-    answer(server, "IBM", "av_global_quote.json")
-    answer(server, "IBM", "av_global_quote.json")
-    source = poller(alpha_vantage(server, ["IBM"]), FakeTime())
+def test_a_quote_polled_twice_is_one_tick(http_server: HTTPServer) -> None:
+    answer(http_server, "IBM", "av_global_quote.json")
+    answer(http_server, "IBM", "av_global_quote.json")
+    source = poller(alpha_vantage(http_server, ["IBM"]), FakeTime())
     first, second = source.poll(), source.poll()
     assert [str(t.price) for t in first.ticks] == ["227.4200"]
     assert second.ticks == []
     assert first.failures == second.failures == []
-    server.check_assertions()
+    http_server.check_assertions()
 
 
-def test_every_bad_answer_is_a_named_failure_and_the_round_goes_on(server: HTTPServer) -> None:
+def test_every_bad_answer_is_a_named_failure_and_the_round_goes_on(http_server: HTTPServer) -> None:
     symbols = ["NOTE", "ERR", "HTML", "EMPTY", "NONE", "IBM"]
-    answer(server, "NOTE", "av_rate_limit_note.json")
-    answer(server, "ERR", "av_error_message.json")
-    answer(server, "HTML", "gateway_error.html")
-    server.expect_ordered_request(
+    answer(http_server, "NOTE", "av_rate_limit_note.json")
+    answer(http_server, "ERR", "av_error_message.json")
+    answer(http_server, "HTML", "gateway_error.html")
+    http_server.expect_ordered_request(
         "/query", query_string={"function": "GLOBAL_QUOTE", "symbol": "EMPTY", "apikey": KEY}
     ).respond_with_data(b"")
-    answer(server, "NONE", "av_unknown_symbol.json")
-    answer(server, "IBM", "av_global_quote.json")
-    result = poller(alpha_vantage(server, symbols), FakeTime()).poll()
+    answer(http_server, "NONE", "av_unknown_symbol.json")
+    answer(http_server, "IBM", "av_global_quote.json")
+    result = poller(alpha_vantage(http_server, symbols), FakeTime()).poll()
     assert [t.symbol for t in result.ticks] == ["IBM"]
     assert [(f.symbol, f.reason) for f in result.failures] == [
         ("NOTE", "rate_limited"),
@@ -106,49 +94,49 @@ def test_every_bad_answer_is_a_named_failure_and_the_round_goes_on(server: HTTPS
     assert "5 requests per minute" in result.failures[0].message
 
 
-def test_429_waits_as_retry_after_says_and_503_backs_off(server: HTTPServer) -> None:
-    answer(server, "IBM", "av_rate_limit_note.json", status=429, **{"Retry-After": "7"})
-    server.expect_ordered_request("/query").respond_with_data("busy", status=503)
-    server.expect_ordered_request("/query").respond_with_data("busy", status=503)
-    answer(server, "IBM", "av_global_quote.json")
+def test_429_waits_as_retry_after_says_and_503_backs_off(http_server: HTTPServer) -> None:
+    answer(http_server, "IBM", "av_rate_limit_note.json", status=429, **{"Retry-After": "7"})
+    http_server.expect_ordered_request("/query").respond_with_data("busy", status=503)
+    http_server.expect_ordered_request("/query").respond_with_data("busy", status=503)
+    answer(http_server, "IBM", "av_global_quote.json")
     fake = FakeTime()
-    result = poller(alpha_vantage(server, ["IBM"], calls_per_minute=100), fake).poll()
+    result = poller(alpha_vantage(http_server, ["IBM"], calls_per_minute=100), fake).poll()
     assert [t.symbol for t in result.ticks] == ["IBM"]
     # Retry-After: 7, then exponential backoff from 1 s for the two 503s (attempts 2 and 3).
     assert fake.sleeps == [7.0, 2.0, 4.0]
-    server.check_assertions()
+    http_server.check_assertions()
 
 
-def test_a_server_that_keeps_failing_gives_up_after_the_attempts(server: HTTPServer) -> None:
-    server.expect_request("/query").respond_with_data("down", status=503)
+def test_a_server_that_keeps_failing_gives_up_after_the_attempts(http_server: HTTPServer) -> None:
+    http_server.expect_request("/query").respond_with_data("down", status=503)
     fake = FakeTime()
-    result = poller(alpha_vantage(server, ["IBM"], calls_per_minute=100), fake).poll()
+    result = poller(alpha_vantage(http_server, ["IBM"], calls_per_minute=100), fake).poll()
     assert result.ticks == []
     assert [(f.reason, f.message) for f in result.failures] == [
         ("http_error", "HTTP 503 SERVICE UNAVAILABLE after 4 attempts")
     ]
-    assert len(server.log) == 4
+    assert len(http_server.log) == 4
     assert fake.sleeps == [1.0, 2.0, 4.0]
 
 
-def test_a_retry_after_too_long_to_wait_ends_the_symbols_poll(server: HTTPServer) -> None:
-    server.expect_request("/query").respond_with_data("", status=429, headers={"Retry-After": "3600"})
-    result = poller(alpha_vantage(server, ["IBM"]), FakeTime()).poll()
+def test_a_retry_after_too_long_to_wait_ends_the_symbols_poll(http_server: HTTPServer) -> None:
+    http_server.expect_request("/query").respond_with_data("", status=429, headers={"Retry-After": "3600"})
+    result = poller(alpha_vantage(http_server, ["IBM"]), FakeTime()).poll()
     assert "Retry-After 3600 s" in result.failures[0].message
-    assert len(server.log) == 1
+    assert len(http_server.log) == 1
 
 
-def test_the_rate_limit_holds_across_symbols_retries_included(server: HTTPServer) -> None:
+def test_the_rate_limit_holds_across_symbols_retries_included(http_server: HTTPServer) -> None:
     symbols = ["A", "B", "C", "D", "E", "F"]
-    server.expect_request("/query").respond_with_data((RECORDED / "av_global_quote.json").read_bytes())
+    http_server.expect_request("/query").respond_with_data((RECORDED / "av_global_quote.json").read_bytes())
     fake = FakeTime()
-    poller(alpha_vantage(server, symbols), fake).poll()
+    poller(alpha_vantage(http_server, symbols), fake).poll()
     # Five calls a minute: the sixth waits until a minute after the first.
     assert fake.sleeps == [60.0]
-    assert len(server.log) == 6
+    assert len(http_server.log) == 6
 
 
-def test_the_api_key_never_appears_in_a_failure(server: HTTPServer) -> None:
+def test_the_api_key_never_appears_in_a_failure(http_server: HTTPServer) -> None:
     config = QuoteSourceConfig.from_mapping(
         {
             "provider": "alphavantage",
@@ -165,14 +153,14 @@ def test_the_api_key_never_appears_in_a_failure(server: HTTPServer) -> None:
     assert "apikey=***" in failure.message
 
 
-def test_a_generic_json_api_is_polled_through_its_url_template(server: HTTPServer) -> None:
+def test_a_generic_json_api_is_polled_through_its_url_template(http_server: HTTPServer) -> None:
     body = (RECORDED / "generic_quote.json").read_bytes()
-    server.expect_request("/v1/quote/BTC-USD").respond_with_data(body)
+    http_server.expect_request("/v1/quote/BTC-USD").respond_with_data(body)
     config = QuoteSourceConfig.from_mapping(
         {
             "provider": "feed",
             "symbols": ["BTC-USD"],
-            "url": server.url_for("/v1/quote/{symbol}"),
+            "url": http_server.url_for("/v1/quote/{symbol}"),
             "price": "data.last",
             "size": "data.volume",
             "time": "data.ts",
