@@ -81,9 +81,7 @@ class QuoteSourceConfig:
         api_key = env.get(str(key_variable), "") if key_variable else ""
         if key_variable and not api_key:
             raise SourceConfigError(f"the API key variable {key_variable} is not set")
-        poll_seconds = float(data.get("poll_seconds", 60))
-        if poll_seconds <= 0:
-            raise SourceConfigError("'poll_seconds' must be positive")
+        poll_seconds = _positive(data, "poll_seconds", 60)
         if provider == ALPHA_VANTAGE:
             function = str(data.get("function", "GLOBAL_QUOTE"))
             if function not in ALPHA_VANTAGE_FUNCTIONS:
@@ -94,7 +92,7 @@ class QuoteSourceConfig:
                 provider,
                 checked,
                 str(data.get("url", ALPHA_VANTAGE_URL)),
-                int(data.get("calls_per_minute", ALPHA_VANTAGE_CALLS_PER_MINUTE)),
+                _calls_per_minute(data, ALPHA_VANTAGE_CALLS_PER_MINUTE),
                 poll_seconds,
                 function=function,
                 interval=str(data.get("interval", "5min")),
@@ -103,6 +101,10 @@ class QuoteSourceConfig:
         url, price = data.get("url"), data.get("price")
         if not isinstance(url, str) or "{symbol}" not in url:
             raise SourceConfigError("'url' must be a URL template containing {symbol}")
+        try:
+            url.format(symbol="X", api_key="K")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise SourceConfigError(f"'url' may use {{symbol}} and {{api_key}} only: {exc!r}") from exc
         if not isinstance(price, str):
             raise SourceConfigError("'price' must be the dotted path of the price in the answer")
         size, time_path = data.get("size"), data.get("time")
@@ -110,7 +112,7 @@ class QuoteSourceConfig:
             provider,
             checked,
             url,
-            int(data.get("calls_per_minute", 60)),
+            _calls_per_minute(data, 60),
             poll_seconds,
             api_key=api_key,
             fields=JsonFields(price, str(size) if size else None, str(time_path) if time_path else None),
@@ -123,6 +125,20 @@ class QuoteSourceConfig:
                 params["interval"] = self.interval
             return self.url, params
         return self.url.format(symbol=symbol, api_key=self.api_key), {}
+
+
+def _positive(data: Mapping[str, Any], key: str, default: float) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise SourceConfigError(f"{key!r} must be a positive number, not {value!r}")
+    return float(value)
+
+
+def _calls_per_minute(data: Mapping[str, Any], default: int) -> int:
+    calls = _positive(data, "calls_per_minute", default)
+    if calls != int(calls):
+        raise SourceConfigError(f"'calls_per_minute' must be a whole number, not {calls}")
+    return int(calls)
 
 
 @dataclass(frozen=True)

@@ -180,8 +180,29 @@ def test_a_generic_json_api_is_polled_through_its_url_template(http_server: HTTP
         ({"provider": "alphavantage", "symbols": ["IBM"]}, "api_key_env"),
         ({"provider": "alphavantage", "symbols": ["IBM"], "api_key_env": "MISSING"}, "MISSING is not set"),
         ({"provider": "feed", "symbols": ["X"], "url": "http://x/quote", "price": "p"}, r"\{symbol\}"),
+        ({"provider": "feed", "symbols": ["X"], "url": "http://x/{symbol}/{token}", "price": "p"}, "only"),
         ({"provider": "feed", "symbols": ["bad sym"], "url": "http://x/{symbol}", "price": "p"}, "symbols"),
         ({"provider": "alphavantage", "symbols": ["X"], "function": "FX", "api_key_env": "K"}, "function"),
+        (
+            {
+                "provider": "feed",
+                "symbols": ["X"],
+                "url": "http://x/{symbol}",
+                "price": "p",
+                "poll_seconds": "a",
+            },
+            "poll",
+        ),
+        (
+            {
+                "provider": "feed",
+                "symbols": ["X"],
+                "url": "http://x/{symbol}",
+                "price": "p",
+                "calls_per_minute": 0,
+            },
+            "calls",
+        ),
     ],
 )
 def test_config_mistakes_are_reported_before_any_request(settings: dict[str, object], complaint: str) -> None:
