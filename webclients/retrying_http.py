@@ -69,6 +69,8 @@ def retry_after_s(header: str | None, now: datetime) -> float | None:
         when = parsedate_to_datetime(header)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000" dates parse without a zone; HTTP dates are UTC
+        when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
 
 
