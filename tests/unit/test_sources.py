@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from producer.sources import BadCsvRow, CsvReplay, SyntheticMarket
+from producer.sources import BadCsvRow, CsvReplay, Jump, SyntheticMarket
 
 START = 1_795_000_000_000
 
@@ -100,3 +100,19 @@ def test_skip_bad_counts_and_goes_on(tmp_path: Path) -> None:
 def test_missing_column_is_reported(tmp_path: Path) -> None:
     with pytest.raises(BadCsvRow, match="lacks column"):
         list(CsvReplay(write(tmp_path, "symbol,price,ts\nAAPL,1,1000\n")).ticks())
+
+
+def test_a_jump_moves_only_its_symbol_by_its_percent_from_its_time() -> None:
+    plain = SyntheticMarket(["J", "K"], 50.0, 4, 0, duration_s=60)
+    jumped = SyntheticMarket(["J", "K"], 50.0, 4, 0, duration_s=60, jumps=(Jump.parse("J:10:30"),))
+    for before, after in zip(plain.ticks(), jumped.ticks(), strict=True):
+        if before.symbol == "J" and before.ts_ms >= 30_000:
+            assert abs(after.price / before.price - Decimal("1.1")) < Decimal("0.001")
+        else:
+            assert after == before
+
+
+@pytest.mark.parametrize("text", ["J:10", "J:ten:30", "bad symbol:5:1", "J:-95:1", "J:5:-1"])
+def test_a_malformed_jump_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="jump"):
+        Jump.parse(text)
