@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from webclients.retrying_http import FetchError, RetryingHttp
+from webclients.retrying_http import FetchError, RetryingHttp, redact
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,7 @@ class SlackWebhook:
         try:
             self._http.post_json(self._url, body)
         except FetchError as exc:
-            detail = str(exc)
-            for secret in self._secrets:
-                detail = detail.replace(secret, "***")
-            return Delivery(False, detail)
+            return Delivery(False, redact(str(exc), self._secrets))
         return Delivery(True)
 
 

@@ -31,17 +31,13 @@ class SiteBucket:
 
     def read_entries(self) -> dict[str, SymbolEntry]:
         try:
-            body = self._client.get_object(Bucket=self.bucket, Key="manifest.json")["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return {}
-            raise SiteError(f"reading manifest.json: {exc}") from exc
-        except BotoCoreError as exc:
-            raise SiteError(f"reading manifest.json: {exc}") from exc
+            body, _ = self.read("manifest.json")
+        except SiteObjectMissing:
+            return {}
         return entries_from_manifest(orjson.loads(body))
 
     def read(self, key: str) -> tuple[bytes, str]:
-        """An object of the site and its content type, for `tickstream view`."""
+        """An object of the site and its content type (the manifest, or a page for `tickstream view`)."""
         try:
             found = self._client.get_object(Bucket=self.bucket, Key=key)
             return found["Body"].read(), found.get("ContentType", "application/octet-stream")

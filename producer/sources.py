@@ -102,9 +102,10 @@ class SyntheticMarket:
             prices[symbol] *= math.exp(
                 (mu - sigma * sigma / 2) * dt_years + sigma * math.sqrt(dt_years) * shock
             )
-            for jump in [j for j in pending if j.symbol == symbol and clock_ms >= self._jump_ms(j)]:
-                prices[symbol] *= 1 + jump.percent / 100
-                pending.remove(jump)
+            if pending:  # most runs have no jumps: no work per tick for them
+                for jump in [j for j in pending if j.symbol == symbol and clock_ms >= self._jump_ms(j)]:
+                    prices[symbol] *= 1 + jump.percent / 100
+                    pending.remove(jump)
             price = max(Decimal(round(prices[symbol] * 100)) * CENT, CENT)
             size = Decimal(max(1, round(rng.lognormvariate(4.0, 1.0))))
             yield Tick(symbol, price, size, int(clock_ms), f"{run_id}:{n:09d}")

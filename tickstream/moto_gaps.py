@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,23 +119,32 @@ def evaluate_conditions(template: Mapping[str, Any], context: StackContext) -> d
     return conditions
 
 
+def _deployed(
+    template: Mapping[str, Any], context: StackContext, types: tuple[str, ...]
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(logical id, type, resolved properties) of each resource of these types the stack created."""
+    conditions = evaluate_conditions(template, context)
+    for logical, resource in template.get("Resources", {}).items():
+        if resource["Type"] not in types:
+            continue
+        if "Condition" in resource and not conditions[resource["Condition"]]:
+            continue
+        yield logical, resource["Type"], resolve(resource.get("Properties", {}), context, conditions)
+
+
 def apply_s3_gaps(template: Mapping[str, Any], context: StackContext, s3: Any) -> list[str]:
     """Applies the template's bucket policies and website configurations; returns what was applied."""
-    conditions = evaluate_conditions(template, context)
     applied = []
     try:
-        for logical, resource in template.get("Resources", {}).items():
-            if resource["Type"] not in ("AWS::S3::BucketPolicy", "AWS::S3::Bucket"):
-                continue
-            if "Condition" in resource and not conditions[resource["Condition"]]:
-                continue
-            properties = resolve(resource.get("Properties", {}), context, conditions)
-            if resource["Type"] == "AWS::S3::BucketPolicy":
+        for logical, kind, properties in _deployed(
+            template, context, ("AWS::S3::BucketPolicy", "AWS::S3::Bucket")
+        ):
+            if kind == "AWS::S3::BucketPolicy":
                 s3.put_bucket_policy(
                     Bucket=properties["Bucket"], Policy=json.dumps(properties["PolicyDocument"])
                 )
                 applied.append(logical)
-            elif resource["Type"] == "AWS::S3::Bucket" and "WebsiteConfiguration" in properties:
+            elif "WebsiteConfiguration" in properties:
                 website = properties["WebsiteConfiguration"]
                 s3.put_bucket_website(
                     Bucket=context.physical_ids[logical],
@@ -166,15 +175,9 @@ ALARM_PROPERTIES = (
 
 def apply_alarm_gaps(template: Mapping[str, Any], context: StackContext, cloudwatch: Any) -> list[str]:
     """Creates the template's CloudWatch alarms, which moto's CloudFormation skips; returns their names."""
-    conditions = evaluate_conditions(template, context)
     names = []
     try:
-        for resource in template.get("Resources", {}).values():
-            if resource["Type"] != "AWS::CloudWatch::Alarm":
-                continue
-            if "Condition" in resource and not conditions[resource["Condition"]]:
-                continue
-            properties = resolve(resource.get("Properties", {}), context, conditions)
+        for _, _, properties in _deployed(template, context, ("AWS::CloudWatch::Alarm",)):
             unknown = set(properties) - set(ALARM_PROPERTIES)
             if unknown:
                 raise UnsupportedTemplate(f"alarm properties {sorted(unknown)} are not applied for moto")

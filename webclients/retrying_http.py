@@ -26,6 +26,14 @@ BACKOFF_S = 1.0
 MAX_WAIT_S = 120.0
 
 
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """The text with every secret (API key, webhook URL or path) replaced by ***."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
 class FetchError(RuntimeError):
     """No usable answer after the retries, or a refusal; `reason` is the metric dimension."""
 
@@ -90,9 +98,7 @@ class RetryingHttp:
         self._attempts = attempts
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return redact(text, self._secrets)
 
     def get(self, url: str, params: Mapping[str, str]) -> bytes:
         """The body of a 2xx answer, retrying throttling, server errors and broken connections."""
