@@ -16,6 +16,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from consumers.local_runner.events import Mapping, SourceRecord
 from consumers.local_runner.invoker import InvocationRecord
 from consumers.local_runner.metrics import MetricDatum
+from consumers.local_runner.schedules import (
+    DEFAULT_ASYNC_RETRIES,
+    DEFAULT_MAX_EVENT_AGE_S,
+    ScheduledTarget,
+    UnsupportedSchedule,
+    rate_seconds,
+)
 from consumers.local_runner.shard_processor import Fetch, ShardCheckpoint
 from consumers.shard_reader import MAX_RECORDS_PER_GET, ShardInfo, ShardReader
 
@@ -66,6 +73,59 @@ def _mapping(esm: dict[str, Any], function: dict[str, Any]) -> Mapping:
         max_retries=int(esm.get("MaximumRetryAttempts", -1)),
         max_record_age_s=int(esm.get("MaximumRecordAgeInSeconds", -1)),
         destination_arn=esm.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination") or None,
+    )
+
+
+def scheduled_targets(
+    events: Any, lambda_client: Any, function_names: frozenset[str]
+) -> list[ScheduledTarget]:
+    """Enabled schedule rules of the default bus whose targets are these functions."""
+    found = []
+    try:
+        for page in events.get_paginator("list_rules").paginate():
+            for rule in page["Rules"]:
+                expression = rule.get("ScheduleExpression")
+                if not expression or rule.get("State") != "ENABLED":
+                    continue
+                targets = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+                for target in targets:
+                    name = target["Arn"].rsplit(":", 1)[-1] if ":function:" in target["Arn"] else None
+                    if name not in function_names:
+                        continue
+                    if "InputPath" in target or "InputTransformer" in target:
+                        raise RunnerIOError(f"rule {rule['Name']}: only constant Input is run locally")
+                    found.append(_scheduled_target(rule, target, expression, lambda_client))
+    except (ClientError, BotoCoreError) as exc:
+        raise RunnerIOError(f"reading schedule rules: {exc}") from exc
+    except UnsupportedSchedule as exc:
+        raise RunnerIOError(str(exc)) from exc
+    return found
+
+
+def _scheduled_target(
+    rule: dict[str, Any], target: dict[str, Any], expression: str, lambda_client: Any
+) -> ScheduledTarget:
+    function = lambda_client.get_function_configuration(FunctionName=target["Arn"])
+    try:
+        invoke_config = lambda_client.get_function_event_invoke_config(FunctionName=target["Arn"])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        invoke_config = {}
+    return ScheduledTarget(
+        rule_arn=rule["Arn"],
+        period_s=rate_seconds(expression),
+        constant_input=target.get("Input"),
+        function_name=function["FunctionName"],
+        function_arn=function["FunctionArn"],
+        handler=function["Handler"],
+        timeout_s=int(function.get("Timeout", 3)),
+        memory_mb=int(function.get("MemorySize", 128)),
+        environment=dict(function.get("Environment", {}).get("Variables", {})),
+        max_retries=int(invoke_config.get("MaximumRetryAttempts", DEFAULT_ASYNC_RETRIES)),
+        max_event_age_s=int(invoke_config.get("MaximumEventAgeInSeconds", DEFAULT_MAX_EVENT_AGE_S)),
+        on_failure_arn=invoke_config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        or None,
     )
 
 

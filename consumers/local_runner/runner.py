@@ -1,8 +1,9 @@
-"""Drives the stack's Kinesis and DynamoDB Streams event source mappings: one processor per shard.
+"""Drives the stack's Kinesis and DynamoDB Streams event source mappings (one processor per
+shard) and its EventBridge schedules (one clock per rule).
 
-Shards are visited in turn, one batch at a time, so handlers run one at a time in this process
-(their environments differ). A child shard waits until its parents are finished, as Lambda
-processes parents before children after a reshard.
+Shards and schedules are visited in turn, one batch or invocation at a time, so handlers run
+one at a time in this process (their environments differ). A child shard waits until its
+parents are finished, as Lambda processes parents before children after a reshard.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from consumers.local_runner.aws_io import (
     LambdaLogWriter,
     SqsDestination,
     dynamodb_stream_shards,
+    scheduled_targets,
     stream_mappings,
     stream_reader,
 )
 from consumers.local_runner.events import Mapping
 from consumers.local_runner.invoker import InProcessInvoker
 from consumers.local_runner.metrics import emf_metrics, lambda_metrics
+from consumers.local_runner.schedules import ScheduledTarget, ScheduleRun
 from consumers.local_runner.shard_processor import ProcessorStats, RecordSource, ShardProcessor
 from consumers.shard_reader import ShardInfo
 
@@ -115,17 +118,24 @@ class LocalRunner:
         self._clock = clock
         self._sleep = sleep
         self.runs: list[MappingRun] = []
+        self.schedules: list[ScheduleRun] = []
+        self._schedule_steps: list[Callable[[float], bool]] = []
 
     def run(self, until_idle: bool, stop: threading.Event | None = None) -> list[MappingRun]:
-        """Until every shard is caught up with no window open (until_idle), or until stopped."""
+        """Until every shard is caught up with no window open (until_idle), or until stopped.
+
+        Schedules fire whenever they are due meanwhile; they never keep an until_idle run going.
+        """
         stop = stop or threading.Event()
         self.runs = [self._start(m) for m in stream_mappings(self._client("lambda"), self._function_names)]
+        self.start_schedules(self._clock())
         next_refresh = 0.0
         while not stop.is_set():
             if self._clock() >= next_refresh:
                 for run in self.runs:
                     self._add_new_shards(run)
                 next_refresh = self._clock() + SHARD_REFRESH_S
+            self.step_schedules(self._clock())
             progressed = False
             for run in self.runs:
                 finished = {shard_id: p.finished for shard_id, p in run.processors.items()}
@@ -137,32 +147,74 @@ class LocalRunner:
                 stop.wait(POLL_INTERVAL_S)
         return self.runs
 
-    def _start(self, mapping: Mapping) -> MappingRun:
+    def _invoker(
+        self,
+        function_name: str,
+        function_arn: str,
+        handler: str,
+        memory_mb: int,
+        timeout_s: int,
+        function_environment: MappingType[str, str],
+    ) -> LoggedInvoker:
         environment = {
-            **mapping.environment,
+            **function_environment,
             **self._handler_environment,
-            "AWS_LAMBDA_FUNCTION_NAME": mapping.function_name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(mapping.memory_mb),
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{mapping.function_name}",
+            "AWS_LAMBDA_FUNCTION_NAME": function_name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
         }
-        invoker = InProcessInvoker(
-            mapping.handler,
+        invoker = InProcessInvoker(handler, function_name, function_arn, memory_mb, timeout_s, environment)
+        logs = LambdaLogWriter(self._client("logs"), function_name, memory_mb)
+        metrics = CloudWatchMetrics(self._client("cloudwatch"))
+        return LoggedInvoker(invoker, logs, metrics, function_name, self._clock)
+
+    def _destination(self, arn: str | None) -> SqsDestination | None:
+        return SqsDestination(self._client("sqs"), arn) if arn and ":sqs:" in arn else None
+
+    def _start(self, mapping: Mapping) -> MappingRun:
+        logged = self._invoker(
             mapping.function_name,
             mapping.function_arn,
+            mapping.handler,
             mapping.memory_mb,
             mapping.timeout_s,
-            environment,
-        )
-        logs = LambdaLogWriter(self._client("logs"), mapping.function_name, mapping.memory_mb)
-        destination = (
-            SqsDestination(self._client("sqs"), mapping.destination_arn)
-            if mapping.destination_arn and ":sqs:" in mapping.destination_arn
-            else None
+            mapping.environment,
         )
         checkpoints = DynamoCheckpoints(self._client("dynamodb"), self._checkpoints_table, mapping.uuid)
-        metrics = CloudWatchMetrics(self._client("cloudwatch"))
-        logged = LoggedInvoker(invoker, logs, metrics, mapping.function_name, self._clock)
-        return MappingRun(mapping, logged, checkpoints, destination)
+        return MappingRun(mapping, logged, checkpoints, self._destination(mapping.destination_arn))
+
+    def start_schedules(self, now_s: float) -> list[ScheduleRun]:
+        """Reads the schedule rules targeting the functions; each fires first at its next period."""
+        targets = scheduled_targets(self._client("events"), self._client("lambda"), self._function_names)
+        self.schedules = [ScheduleRun.starting(t, now_s) for t in targets]
+        self._schedule_steps = [self._schedule_step(run) for run in self.schedules]
+        return self.schedules
+
+    def step_schedules(self, now_s: float) -> bool:
+        """Fires what is due at `now_s` and runs the invocations (and retries) due; True if any ran."""
+        ran = [step(now_s) for step in self._schedule_steps]
+        return any(ran)
+
+    def _schedule_step(self, run: ScheduleRun) -> Callable[[float], bool]:
+        target: ScheduledTarget = run.target
+        logged = self._invoker(
+            target.function_name,
+            target.function_arn,
+            target.handler,
+            target.memory_mb,
+            target.timeout_s,
+            target.environment,
+        )
+        destination = self._destination(target.on_failure_arn)
+
+        def step(now_s: float) -> bool:
+            return run.step(
+                now_s,
+                lambda event: logged.invoke(event)[1],
+                destination.send if destination is not None else None,
+            )
+
+        return step
 
     def _add_new_shards(self, run: MappingRun) -> None:
         mapping = run.mapping
