@@ -44,9 +44,9 @@ lint: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
-# The Lambda artifacts (build/aggregator, build/charts and their zips), rebuilt when a source changes.
+# The Lambda artifacts (build/aggregator, build/charts, build/quote-poller and their zips), rebuilt when a source changes.
 PACKAGED := build/.packaged
-FUNCTION_SOURCES := $(shell find market consumers charts -name '*.py')
+FUNCTION_SOURCES := $(shell find market producer consumers charts alerts webclients quote_poller -name '*.py' -o -name '*.yaml')
 
 $(PACKAGED): $(STAMP) pyproject.toml tickstream/lambda_packages.py $(FUNCTION_SOURCES)
 	$(BIN)/python -m tickstream.lambda_packages

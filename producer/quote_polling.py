@@ -3,15 +3,16 @@
 A config file names the provider, the symbols and the limits; each round fetches every symbol
 once through the shared fetcher and turns the answers into ticks. A symbol whose answer is an
 error, a rate-limit note, HTML or incomplete yields no tick and a PollFailure; the round goes on
-with the other symbols. Ticks already emitted (same id) are not emitted again.
+with the other symbols. Each symbol has a mark, the newest quote it gave: a quote that is the
+mark again, or older than it, is not emitted again. The CLI keeps marks in memory; the scheduled
+poller Lambda keeps them in its state table between invocations.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,12 @@ from market.quote_payloads import (
     parse_json,
 )
 from market.ticks import InvalidTick, Tick, validate_symbol
-from webclients.retrying_http import FetchError, RateLimiter, RetryingHttp
+from webclients.retrying_http import FetchError, OutOfTime, RateLimiter, RetryingHttp
 
 ALPHA_VANTAGE_URL = "https://www.alphavantage.co/query"
 ALPHA_VANTAGE_FUNCTIONS = ("GLOBAL_QUOTE", "TIME_SERIES_INTRADAY")
 # Alpha Vantage's free tier: 5 calls a minute (https://www.alphavantage.co/premium/).
 ALPHA_VANTAGE_CALLS_PER_MINUTE = 5
-# Ids remembered to suppress re-emitting a quote; an intraday answer repeats 100 intervals.
-SEEN_IDS = 50_000
 
 
 class SourceConfigError(ValueError):
@@ -55,18 +54,21 @@ class QuoteSourceConfig:
     fields: JsonFields | None = None
 
     @classmethod
-    def from_file(cls, path: Path, env: Mapping[str, str]) -> QuoteSourceConfig:
+    def from_file(cls, path: Path, env: Mapping[str, str], api_key: str | None = None) -> QuoteSourceConfig:
         try:
             data = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError) as exc:
             raise SourceConfigError(f"{path}: {exc}") from exc
         if not isinstance(data, dict):
             raise SourceConfigError(f"{path}: expected a mapping of settings")
-        return cls.from_mapping(data, env)
+        return cls.from_mapping(data, env, api_key)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], env: Mapping[str, str]) -> QuoteSourceConfig:
-        """The API key comes from the environment variable the config names, never from the file."""
+    def from_mapping(
+        cls, data: Mapping[str, Any], env: Mapping[str, str], api_key: str | None = None
+    ) -> QuoteSourceConfig:
+        """The API key comes from the environment variable the config names, never from the file,
+        unless it is given (the poller Lambda reads it from SSM or Secrets Manager)."""
         provider = str(data.get("provider", ""))
         symbols = data.get("symbols")
         if not provider:
@@ -78,9 +80,10 @@ class QuoteSourceConfig:
         except InvalidTick as exc:
             raise SourceConfigError(f"symbols: {exc}") from exc
         key_variable = data.get("api_key_env")
-        api_key = env.get(str(key_variable), "") if key_variable else ""
-        if key_variable and not api_key:
-            raise SourceConfigError(f"the API key variable {key_variable} is not set")
+        if api_key is None:
+            api_key = env.get(str(key_variable), "") if key_variable else ""
+            if key_variable and not api_key:
+                raise SourceConfigError(f"the API key variable {key_variable} is not set")
         poll_seconds = _positive(data, "poll_seconds", 60)
         if provider == ALPHA_VANTAGE:
             function = str(data.get("function", "GLOBAL_QUOTE"))
@@ -148,38 +151,89 @@ class PollFailure:
     message: str  # redacted of the API key
 
 
+@dataclass(frozen=True)
+class QuoteMark:
+    """The newest quote a symbol has given, by id and time."""
+
+    quote_id: str
+    ts_ms: int
+
+
+def fresh_ticks(ticks: Sequence[Tick], mark: QuoteMark | None) -> tuple[list[Tick], QuoteMark | None]:
+    """The ticks newer than the mark, oldest first, and the mark after them.
+
+    A daily quote polled again has the same id (its time is the fetch's, always newer); an
+    intraday answer repeats the intervals it gave before, which are not newer than the mark.
+    """
+    fresh = []
+    for tick in sorted(ticks, key=lambda t: t.ts_ms):
+        if tick.id is None:
+            continue
+        if mark is not None and (tick.id == mark.quote_id or tick.ts_ms <= mark.ts_ms):
+            continue
+        fresh.append(tick)
+        mark = QuoteMark(tick.id, tick.ts_ms)
+    return fresh, mark
+
+
+def symbols_due(symbols: Sequence[str], calls: int, slot: int) -> tuple[str, ...]:
+    """What one scheduled poll fetches: every symbol if `calls` allows, else the next `calls` of
+    them in turn, so that each symbol comes round once in every ceil(len / calls) slots."""
+    if calls < 1:
+        raise ValueError("a poll needs at least one call")
+    if len(symbols) <= calls:
+        return tuple(symbols)
+    start = (slot * calls) % len(symbols)
+    return tuple(symbols[(start + i) % len(symbols)] for i in range(calls))
+
+
 @dataclass
 class PollRound:
     ticks: list[Tick]
     failures: list[PollFailure]
+    changed: dict[str, QuoteMark] = field(default_factory=dict)  # marks moved by this round
 
 
 class QuotePoller:
     def __init__(
-        self, config: QuoteSourceConfig, fetcher: RetryingHttp, clock_ms: Callable[[], int] | None = None
+        self,
+        config: QuoteSourceConfig,
+        fetcher: RetryingHttp,
+        clock_ms: Callable[[], int] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self._fetcher = fetcher
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._monotonic = monotonic  # the clock of deadlines, as the fetcher's
+        self.marks: dict[str, QuoteMark] = {}
 
     @classmethod
     def for_config(cls, config: QuoteSourceConfig) -> QuotePoller:
         limiter = RateLimiter(config.calls_per_minute)
         return cls(config, RetryingHttp(limiter, secrets=[config.api_key]))
 
-    def poll(self) -> PollRound:
-        """One round over every symbol; only ticks not emitted before."""
+    def poll(self, symbols: Sequence[str] | None = None, deadline: float | None = None) -> PollRound:
+        """One round over the symbols (all by default); only ticks newer than each symbol's mark.
+
+        `deadline` (on the monotonic clock) ends the round early: symbols left are failures of reason
+        out_of_time, and no wait runs past it.
+        """
         found = PollRound([], [])
-        for symbol in self.config.symbols:
+        for symbol in self.config.symbols if symbols is None else symbols:
             url, params = self.config.request(symbol)
             try:
-                body = self._fetcher.get(url, params)
+                if deadline is not None and self._monotonic() >= deadline:
+                    raise OutOfTime("no time left in this poll")
+                body = self._fetcher.get(url, params, deadline)
                 ticks = self._parse(body, symbol)
             except (QuoteError, FetchError) as exc:
                 found.failures.append(PollFailure(symbol, exc.reason, self._fetcher.redact(str(exc))))
                 continue
-            found.ticks.extend(t for t in ticks if self._first_time(t))
+            fresh, mark = fresh_ticks(ticks, self.marks.get(symbol))
+            if fresh and mark is not None:
+                self.marks[symbol] = found.changed[symbol] = mark
+            found.ticks.extend(fresh)
         return found
 
     def ticks(
@@ -205,11 +259,3 @@ class QuotePoller:
         if self.config.fields is None:
             raise SourceConfigError(f"provider {self.config.provider!r} has no field paths")
         return [generic_json(payload, symbol, self.config.fields, self.config.provider, self._clock_ms())]
-
-    def _first_time(self, tick: Tick) -> bool:
-        if tick.id is None or tick.id in self._seen:
-            return False
-        self._seen[tick.id] = None
-        if len(self._seen) > SEEN_IDS:
-            self._seen.popitem(last=False)
-        return True

@@ -24,7 +24,7 @@ from charts.builder import ChartBuilder, draw_in_parallel
 from charts.site_bucket import SiteBucket, SiteError
 from consumers.aggregate.bars_table import BarsTable, BarsTableError
 from consumers.local_runner.aws_io import RunnerIOError
-from consumers.local_runner.runner import LocalRunner, MappingRun
+from consumers.local_runner.runner import LocalRunner
 from consumers.shard_reader import ShardReader, StreamReadError
 from market.ticks import InvalidTick, Tick, validate_symbol, validate_timestamp
 from producer.kinesis_writer import KinesisError, KinesisStreamWriter
@@ -89,6 +89,10 @@ def _deployer(clients: AwsClients) -> StackDeployer:
 @app.command()
 def up(
     shards: Annotated[int, typer.Option(min=1, max=500, help="Open shards of the tick stream.")] = 4,
+    parameter: Annotated[
+        list[str] | None,
+        typer.Option(help="Key=Value of a template parameter, e.g. QuotePollMinutes=1 (repeatable)."),
+    ] = None,
 ) -> None:
     """Start the embedded AWS (unless AWS_ENDPOINT_URL is set) and deploy infra/template.yaml to it."""
     settings = state.settings
@@ -103,7 +107,7 @@ def up(
         raise fail("up deploys to a local stack; deploy to AWS with `sam build && sam deploy --guided`")
     clients = AwsClients(settings)
     try:
-        outputs, action = deploy_stack(clients, settings, shards)
+        outputs, action = deploy_stack(clients, settings, shards, parameter or [])
     except (StackError, ArtifactError) as exc:
         raise fail(str(exc)) from exc
     out.print(f"stack {settings.stack_name} {action} on {settings.target}: stream {outputs.StreamName}")
@@ -165,7 +169,7 @@ def status() -> None:
     firing = health.alarms_firing
     named = f": {', '.join(firing)}" if firing else ""
     out.print(f"alarms  {len(firing)} of {len(health.alarms)} in ALARM{named}")
-    out.print(f"charts  {site_url(outputs)}")
+    out.print(f"charts  {site_url(state.settings, outputs)}")
 
 
 def handler_environment(settings: Settings, outputs: StackOutputs) -> dict[str, str]:
@@ -173,15 +177,18 @@ def handler_environment(settings: Settings, outputs: StackOutputs) -> dict[str, 
 
     Tracing is off: the local stack has no X-Ray daemon for Powertools Tracer to send to. Chart
     links in alerts point at the local site, and alerts go to ALERT_WEBHOOK_URL when it is set.
+    The quote poller polls the source QUOTE_SOURCES_FILE names instead of its packaged one.
     """
     environment = {
         "AWS_REGION": settings.region,
         "AWS_DEFAULT_REGION": settings.region,
         "POWERTOOLS_TRACE_DISABLED": "true",
-        "SITE_URL": site_url(outputs).removesuffix("index.html"),
+        "SITE_URL": site_url(settings, outputs).removesuffix("index.html"),
     }
     if settings.alert_webhook_url is not None:
         environment["ALERT_WEBHOOK_URL"] = settings.alert_webhook_url
+    if settings.quote_sources_file is not None:
+        environment["QUOTE_SOURCES_FILE"] = str(settings.quote_sources_file)
     if settings.endpoint_url is not None:
         environment["AWS_ENDPOINT_URL"] = settings.endpoint_url
     if settings.local_credentials:
@@ -189,20 +196,22 @@ def handler_environment(settings: Settings, outputs: StackOutputs) -> dict[str, 
     return environment
 
 
-def run_consumer(clients: AwsClients, outputs: StackOutputs, until_idle: bool) -> list[MappingRun]:
+def run_consumer(clients: AwsClients, outputs: StackOutputs, until_idle: bool) -> LocalRunner:
     if not outputs.RunnerCheckpointsTableName:
         raise fail("the stack has no runner checkpoints table: deploy it with `tickstream up`")
+    functions = {outputs.AggregatorFunctionName, outputs.ChartBuilderFunctionName}
     runner = LocalRunner(
         clients.client,
-        frozenset({outputs.AggregatorFunctionName, outputs.ChartBuilderFunctionName}),
+        frozenset(functions | ({outputs.QuotePollerFunctionName} - {""})),
         outputs.RunnerCheckpointsTableName,
         handler_environment(state.settings, outputs),
     )
     stop = _install_stop_handlers("finishing the batches in flight, then stopping")
     try:
-        return runner.run(until_idle=until_idle, stop=stop)
+        runner.run(until_idle=until_idle, stop=stop)
     except RunnerIOError as exc:
         raise fail(str(exc)) from exc
+    return runner
 
 
 @app.command()
@@ -222,12 +231,19 @@ def consume(
         outputs = _deployer(clients).outputs()
     except StackError as exc:
         raise fail(str(exc)) from exc
-    for run in run_consumer(clients, outputs, until_idle=until_idle):
+    runner = run_consumer(clients, outputs, until_idle=until_idle)
+    for run in runner.runs:
         stats = run.stats()
         out.print(
             f"{run.mapping.function_name}: {stats.invokes} invocations, {stats.records_done} records done, "
             f"{stats.windows_closed} windows closed, {stats.records_discarded} discarded "
             f"({stats.failure_messages} OnFailure messages)"
+        )
+    for schedule in runner.schedules:
+        fired = schedule.stats
+        out.print(
+            f"{schedule.target.function_name}: {fired.fired} scheduled events, {fired.invokes} invocations, "
+            f"{fired.errors} errors, {fired.retried} retried, {fired.dropped} dropped"
         )
 
 
@@ -238,8 +254,8 @@ def build_charts(clients: AwsClients, outputs: StackOutputs, symbol: str | None)
     return builder.rebuild(series, int(time.time()), draw=draw_in_parallel)
 
 
-def site_url(outputs: StackOutputs) -> str:
-    return f"{state.settings.endpoint_url}/{outputs.SiteBucketName}/index.html"
+def site_url(settings: Settings, outputs: StackOutputs) -> str:
+    return f"{settings.endpoint_url}/{outputs.SiteBucketName}/index.html"
 
 
 @app.command()
@@ -261,7 +277,7 @@ def charts(
         drawn = build_charts(clients, outputs, symbol)
     except (StackError, BarsTableError, SiteError) as exc:
         raise fail(str(exc)) from exc
-    out.print(f"rendered {drawn} chart(s); site: {site_url(outputs)}")
+    out.print(f"rendered {drawn} chart(s); site: {site_url(state.settings, outputs)}")
 
 
 # Short names for the template's functions, as `tickstream logs aggregator` takes them.
@@ -546,7 +562,8 @@ def demo(
         consume(follow=False, until_idle=True)
         show_alerts(out, receiver.received(), DEMO_JUMP.symbol)
     bars_ok = show_bars(out, clients, outputs, read_stream(clients, outputs.StreamName))
-    out.print(f"charts drawn by the chart builder's stream mapping; open the site at {site_url(outputs)}")
+    site = site_url(state.settings, outputs)
+    out.print(f"charts drawn by the chart builder's stream mapping; open the site at {site}")
     out.print(
         f"demo finished at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC; `tickstream down` stops the local AWS"
     )

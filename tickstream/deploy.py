@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tickstream.aws_clients import AwsClients
 from tickstream.lambda_artifacts import build_code_zip, point_functions_at, upload_code
-from tickstream.moto_gaps import StackContext, apply_alarm_gaps, apply_s3_gaps
+from tickstream.moto_gaps import (
+    StackContext,
+    apply_alarm_gaps,
+    apply_event_invoke_config_gaps,
+    apply_s3_gaps,
+)
 from tickstream.settings import Settings
 from tickstream.stack import (
     StackDeployer,
@@ -19,8 +25,29 @@ from tickstream.stack import (
     translate_template,
 )
 
+# Parameters `up` sets itself: the shard count has its own option, the rest make the stack local.
+MANAGED_PARAMETERS = frozenset({"ShardCount", "LocalRunner", "SiteAccess"})
 
-def deploy_stack(clients: AwsClients, settings: Settings, shards: int) -> tuple[StackOutputs, str]:
+
+def parameter_overrides(pairs: Sequence[str], template: Mapping[str, Any]) -> dict[str, str]:
+    """`Key=Value` pairs, as `sam deploy --parameter-overrides` takes them, checked against the template."""
+    known = template.get("Parameters", {})
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise StackError(f"--parameter {pair!r}: expected Key=Value")
+        if key not in known:
+            raise StackError(f"--parameter {key}: the template has no such parameter ({', '.join(known)})")
+        if key in MANAGED_PARAMETERS:
+            raise StackError(f"--parameter {key}: set by `tickstream up` itself")
+        overrides[key] = value
+    return overrides
+
+
+def deploy_stack(
+    clients: AwsClients, settings: Settings, shards: int, overrides: Sequence[str] = ()
+) -> tuple[StackOutputs, str]:
     """Deploys to the local stack (embedded moto or AWS_ENDPOINT_URL), with the runner's checkpoints table."""
     cloudformation = clients.client("cloudformation")
     artifacts_template = load_template(settings.template_path.with_name("artifacts.yaml"))
@@ -32,7 +59,12 @@ def deploy_stack(clients: AwsClients, settings: Settings, shards: int) -> tuple[
     sam = load_template(settings.template_path)
     point_functions_at(sam, bucket, key)
     # Locally the site is an S3 website: the page is readable at <endpoint>/<bucket>/index.html.
-    parameters = {"ShardCount": str(shards), "LocalRunner": "true", "SiteAccess": "s3-website"}
+    parameters = {
+        **parameter_overrides(overrides, sam),
+        "ShardCount": str(shards),
+        "LocalRunner": "true",
+        "SiteAccess": "s3-website",
+    }
     template = translate_template(sam, settings.region)
     stack, action = StackDeployer(cloudformation, settings.stack_name).deploy(template, parameters)
     # Any local endpoint: the embedded moto, moto in docker-compose, or an emulator whose own
@@ -62,3 +94,4 @@ def _apply_what_moto_skipped(
     )
     apply_s3_gaps(template, context, clients.client("s3"))
     apply_alarm_gaps(template, context, clients.client("cloudwatch"))
+    apply_event_invoke_config_gaps(template, context, clients.client("lambda"))

@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from tickstream.settings import PROJECT_ROOT
 
-FUNCTION_PACKAGES = ("market", "consumers", "charts", "alerts", "webclients")
+FUNCTION_PACKAGES = ("market", "consumers", "charts", "alerts", "webclients", "producer", "quote_poller")
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 

@@ -1,4 +1,4 @@
-"""`make package`: the two Lambda artifacts deployed to AWS, built for the runtime they run on.
+"""`make package`: the Lambda artifacts deployed to AWS, built for the runtime they run on.
 
 Each function gets a folder (the template's CodeUri, which `sam build` copies) and the same
 content as a zip. Our sources come from this checkout; third-party packages are wheels for
@@ -35,9 +35,9 @@ RUNTIME_PROVIDED = frozenset(
     for n in ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
 )
 # Lambda quotas (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html):
-# 250 MB unzipped for a function and its layers; the aggregator's own budget is a 10 MB zip.
+# 250 MB unzipped for a function and its layers; the small functions' own budget is a 10 MB zip.
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
-AGGREGATOR_ZIP_LIMIT = 10 * 1024 * 1024
+SMALL_ZIP_LIMIT = 10 * 1024 * 1024
 # Our modules and the data files they read (alerts/rules.yaml).
 SOURCE_SUFFIXES = (".py", ".yaml")
 # Test suites that some wheels ship inside the package; nothing imports them at run time.
@@ -68,7 +68,7 @@ AGGREGATOR = FunctionPackage(
     "consumers.aggregate.handler.handler",
     ("market", "consumers/__init__.py", "consumers/aggregate"),
     ("aws-lambda-powertools", "aws-xray-sdk", "orjson", "protobuf"),
-    zip_limit=AGGREGATOR_ZIP_LIMIT,
+    zip_limit=SMALL_ZIP_LIMIT,
 )
 CHART_BUILDER = FunctionPackage(
     "charts",
@@ -85,7 +85,15 @@ CHART_BUILDER = FunctionPackage(
         "PyYAML",
     ),
 )
-FUNCTIONS = (AGGREGATOR, CHART_BUILDER)
+# tzdata: zoneinfo's fallback where the runtime has no /usr/share/zoneinfo (intraday quotes carry a zone).
+QUOTE_POLLER = FunctionPackage(
+    "quote-poller",
+    "quote_poller.handler.handler",
+    ("market", "producer", "webclients", "quote_poller"),
+    ("aws-lambda-powertools", "aws-xray-sdk", "orjson", "protobuf", "requests", "PyYAML", "tzdata"),
+    zip_limit=SMALL_ZIP_LIMIT,
+)
+FUNCTIONS = (AGGREGATOR, CHART_BUILDER, QUOTE_POLLER)
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,10 @@
 
 moto 5.2's CloudFormation creates an S3 bucket with its encryption and tags only: bucket
 policies and website configurations in the template are dropped without a word, and it has no
-model for AWS::CloudWatch::Alarm at all. Against a local endpoint, `tickstream up` applies them
-through the S3 and CloudWatch APIs, with their values resolved from the deployed stack, so the
-template stays the one description of them. An intrinsic this resolver does not know is an
-error, never a guess.
+model for AWS::CloudWatch::Alarm or AWS::Lambda::EventInvokeConfig at all. Against a local
+endpoint, `tickstream up` applies them through the S3, CloudWatch and Lambda APIs, with their
+values resolved from the deployed stack, so the template stays the one description of them.
+An intrinsic this resolver does not know is an error, never a guess.
 """
 
 from __future__ import annotations
@@ -192,3 +192,47 @@ def apply_alarm_gaps(template: Mapping[str, Any], context: StackContext, cloudwa
     except (ClientError, BotoCoreError) as exc:
         raise StackError(f"creating the alarms moto's CloudFormation skipped: {exc}") from exc
     return names
+
+
+EVENT_INVOKE_CONFIG_PROPERTIES = (
+    "FunctionName",
+    "Qualifier",
+    "MaximumRetryAttempts",
+    "MaximumEventAgeInSeconds",
+    "DestinationConfig",
+)
+
+
+def apply_event_invoke_config_gaps(
+    template: Mapping[str, Any], context: StackContext, lambda_client: Any
+) -> list[str]:
+    """Sets the template's asynchronous invocation configs (retries, event age, destinations),
+    which moto's CloudFormation skips; returns the functions configured.
+
+    moto keeps every config put and answers with the first, so an older one is deleted first.
+    """
+    functions = []
+    try:
+        for _, _, properties in _deployed(template, context, ("AWS::Lambda::EventInvokeConfig",)):
+            unknown = set(properties) - set(EVENT_INVOKE_CONFIG_PROPERTIES)
+            if unknown:
+                raise UnsupportedTemplate(f"invoke config properties {sorted(unknown)} are not applied")
+            if properties.get("Qualifier", "$LATEST") != "$LATEST":
+                raise UnsupportedTemplate("invoke configs of versions or aliases are not applied for moto")
+            name = properties["FunctionName"]
+            request: dict[str, Any] = {"FunctionName": name}
+            for number in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds"):
+                if number in properties:
+                    request[number] = int(properties[number])
+            if properties.get("DestinationConfig"):
+                request["DestinationConfig"] = properties["DestinationConfig"]
+            try:
+                lambda_client.delete_function_event_invoke_config(FunctionName=name)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                    raise
+            lambda_client.put_function_event_invoke_config(**request)
+            functions.append(name)
+    except (ClientError, BotoCoreError) as exc:
+        raise StackError(f"setting the invoke configs moto's CloudFormation skipped: {exc}") from exc
+    return functions

@@ -34,6 +34,7 @@ class Settings:
     template_path: Path
     local_credentials: bool
     alert_webhook_url: str | None = None  # ALERT_WEBHOOK_URL: where locally run chart builders post alerts
+    quote_sources_file: Path | None = None  # QUOTE_SOURCES_FILE: what a locally run quote poller polls
 
     @property
     def target(self) -> str:
@@ -69,6 +70,9 @@ class Settings:
             template_path=Path(env.get("TICKSTREAM_TEMPLATE", str(TEMPLATE_PATH))),
             local_credentials=not real_aws and "AWS_ACCESS_KEY_ID" not in env and profile is None,
             alert_webhook_url=env.get("ALERT_WEBHOOK_URL") or None,
+            quote_sources_file=Path(env["QUOTE_SOURCES_FILE"]).resolve()
+            if env.get("QUOTE_SOURCES_FILE")
+            else None,
         )
 
 

@@ -49,6 +49,8 @@ class StackOutputs:
     AlarmTopicArn: str
     AlertStateTableName: str
     RunnerCheckpointsTableName: str = ""  # only where the stack was deployed with LocalRunner=true
+    QuotePollerFunctionName: str = ""  # only with QuotePollMinutes > 0
+    QuoteStateTableName: str = ""
 
     @classmethod
     def from_stack(cls, stack: dict[str, Any]) -> StackOutputs:

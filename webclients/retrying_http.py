@@ -40,6 +40,12 @@ class FetchError(RuntimeError):
     reason = "http_error"
 
 
+class OutOfTime(FetchError):
+    """The wait for a retry or for the rate limit would run past the caller's deadline."""
+
+    reason = "out_of_time"
+
+
 class RateLimiter:
     """At most `calls` per `period_s` across every symbol: a sliding window of call times."""
 
@@ -56,7 +62,8 @@ class RateLimiter:
         self._clock, self._sleep = clock, sleep
         self._times: deque[float] = deque()
 
-    def acquire(self) -> None:
+    def acquire(self, deadline: float | None = None) -> None:
+        """Takes a call from the window, waiting for one if needed; `deadline` is on the limiter's clock."""
         while True:
             now = self._clock()
             while self._times and now - self._times[0] >= self._period:
@@ -64,7 +71,10 @@ class RateLimiter:
             if len(self._times) < self._calls:
                 self._times.append(now)
                 return
-            self._sleep(self._period - (now - self._times[0]))
+            wait = self._period - (now - self._times[0])
+            if deadline is not None and now + wait > deadline:
+                raise OutOfTime(f"the rate limit asks for a {wait:.0f} s wait, past the deadline")
+            self._sleep(wait)
 
 
 def retry_after_s(header: str | None, now: datetime) -> float | None:
@@ -90,28 +100,33 @@ class RetryingHttp:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         attempts: int = ATTEMPTS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._limiter = limiter
         self._secrets = [s for s in secrets if s]
         self._session = session or requests.Session()
         self._sleep = sleep
         self._attempts = attempts
+        self._clock = clock
 
     def redact(self, text: str) -> str:
         return redact(text, self._secrets)
 
-    def get(self, url: str, params: Mapping[str, str]) -> bytes:
-        """The body of a 2xx answer, retrying throttling, server errors and broken connections."""
-        return self._call("GET", url, params=params)
+    def get(self, url: str, params: Mapping[str, str], deadline: float | None = None) -> bytes:
+        """The body of a 2xx answer, retrying throttling, server errors and broken connections.
+
+        `deadline` (on the clock given, time.monotonic by default) bounds every wait.
+        """
+        return self._call("GET", url, deadline, params=params)
 
     def post_json(self, url: str, body: Any) -> bytes:
-        return self._call("POST", url, json=body)
+        return self._call("POST", url, None, json=body)
 
-    def _call(self, method: str, url: str, **request: Any) -> bytes:
+    def _call(self, method: str, url: str, deadline: float | None, **request: Any) -> bytes:
         problem = "no attempt"
         for attempt in range(self._attempts):
             if self._limiter is not None:
-                self._limiter.acquire()
+                self._limiter.acquire(deadline)
             wait = BACKOFF_S * 2**attempt
             try:
                 response = self._session.request(method, url, timeout=TIMEOUT_S, **request)
@@ -129,5 +144,7 @@ class RetryingHttp:
                         raise FetchError(f"{problem}; Retry-After {asked:.0f} s is beyond {MAX_WAIT_S:.0f} s")
                     wait = asked
             if attempt + 1 < self._attempts:
+                if deadline is not None and self._clock() + wait > deadline:
+                    raise OutOfTime(f"{problem}; no time left for a {wait:.0f} s wait")
                 self._sleep(wait)
         raise FetchError(f"{problem} after {self._attempts} attempts")

@@ -17,10 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from pytest_httpserver import HTTPServer
 
 from consumers.aggregate.bars_table import BarsTable
+from tests.support.iam_policies import granted, role_policies
 from tests.support.local_stack import LocalStack, run_cli
-from tickstream.lambda_packages import AGGREGATOR, CHART_BUILDER, LAMBDA_UNZIPPED_LIMIT, FunctionPackage
+from tickstream.lambda_packages import (
+    AGGREGATOR,
+    CHART_BUILDER,
+    LAMBDA_UNZIPPED_LIMIT,
+    QUOTE_POLLER,
+    FunctionPackage,
+)
 from tickstream.settings import PROJECT_ROOT
 from tickstream.stack import StackDeployer, StackOutputs
 
@@ -100,10 +109,13 @@ def pkg_stack(local_stack: LocalStack) -> StackOutputs:
 def test_artifacts_are_within_lambdas_limits_and_leave_out_the_runtimes_packages(tmp_path: Path) -> None:
     aggregator = _unpacked(AGGREGATOR, tmp_path)
     charts = _unpacked(CHART_BUILDER, tmp_path)
+    poller = _unpacked(QUOTE_POLLER, tmp_path)
     assert AGGREGATOR.zip_path(BUILD).stat().st_size <= 10 * 1024 * 1024
+    assert QUOTE_POLLER.zip_path(BUILD).stat().st_size <= 10 * 1024 * 1024
     assert sum(p.stat().st_size for p in charts.rglob("*") if p.is_file()) <= LAMBDA_UNZIPPED_LIMIT
     assert not {"pandas", "numpy", "matplotlib", "mplfinance"} & _distributions(aggregator)
-    for task in (aggregator, charts):
+    assert not {"pandas", "numpy", "matplotlib", "mplfinance"} & _distributions(poller)
+    for task in (aggregator, charts, poller):
         assert not {"boto3", "botocore", "s3transfer"} & _distributions(task)
         assert not list(task.rglob("*.pyc"))
         assert not (task / "tickstream").exists()
@@ -197,3 +209,70 @@ def test_packaged_handlers_aggregate_and_draw_from_the_artifacts_alone(
     assert (charts / "alerts" / "rules.yaml").exists()
     png = local_stack.client("s3").get_object(Bucket=outputs.SiteBucketName, Key="charts/PKG/1m.png")["Body"]
     assert png.read().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_packaged_quote_poller_puts_a_quote_with_its_key_from_secrets_manager(
+    local_stack: LocalStack, tmp_path: Path, http_server: HTTPServer
+) -> None:
+    key = "key-in-secrets-manager-99"
+    secret = local_stack.client("secretsmanager").create_secret(
+        Name="tickstream/pkgpoll-key", SecretString=key
+    )
+    env = {**local_stack.env, "TICKSTREAM_STACK": "pkgpoll"}
+    parameters = ["QuotePollMinutes=5", "QuoteApiKeySecret=tickstream/pkgpoll-key"]
+    deployed = run_cli(["up", "--shards", "1", *(a for p in parameters for a in ("--parameter", p))], env)
+    assert deployed.returncode == 0, deployed.stderr
+    outputs = StackDeployer(local_stack.client("cloudformation"), "pkgpoll").outputs()
+    http_server.expect_request(
+        "/query", query_string={"function": "GLOBAL_QUOTE", "symbol": "PKGQ", "apikey": key}
+    ).respond_with_json(
+        {"Global Quote": {"05. price": "12.34", "06. volume": "100", "07. latest trading day": "2026-11-20"}}
+    )
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        yaml.safe_dump(
+            {
+                "provider": "alphavantage",
+                "url": http_server.url_for("/query"),
+                "api_key_env": "UNSET",
+                "symbols": ["PKGQ"],
+            }
+        )
+    )
+    lambda_env = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_ENDPOINT_URL": local_stack.endpoint,
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "STREAM_NAME": outputs.StreamName,
+        "QUOTE_STATE_TABLE": outputs.QuoteStateTableName,
+        "QUOTE_POLL_MINUTES": "5",
+        "QUOTE_API_KEY_SECRET": "tickstream/pkgpoll-key",
+        "QUOTE_SOURCES_FILE": str(sources),
+        "POWERTOOLS_SERVICE_NAME": "quote-poller",
+        "POWERTOOLS_METRICS_NAMESPACE": "tickstream/pkgpoll",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+    scheduled = {"detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-11-24T06:05:00Z"}
+    poller = _unpacked(QUOTE_POLLER, tmp_path)
+    modules = ["requests", "yaml", "orjson", "google.protobuf", "tzdata", "boto3"]
+    polled = _invoke(poller, _runtime(tmp_path), QUOTE_POLLER.handler, scheduled, lambda_env, modules)
+    assert polled["answer"] == {"symbols": ["PKGQ"], "ticks_sent": 1, "failures": {}}
+    for module in modules[:-1]:
+        assert polled["origins"][module].startswith(str(poller)), module
+    assert polled["origins"]["boto3"].startswith(str(tmp_path / "runtime"))
+    kinesis = local_stack.client("kinesis")
+    iterator = kinesis.get_shard_iterator(
+        StreamName=outputs.StreamName, ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    (record,) = kinesis.get_records(ShardIterator=iterator)["Records"]
+    assert b'"symbol":"PKGQ","price":12.34' in record["Data"]
+    # The role reads this secret (its ARN ends in six random characters) and no other.
+    policies = role_policies(local_stack, outputs.QuotePollerFunctionName)
+    assert granted(policies, "secretsmanager:GetSecretValue", secret["ARN"])
+    assert not granted(
+        policies, "secretsmanager:GetSecretValue", secret["ARN"].replace("pkgpoll-key", "other-key")
+    )
+    assert not granted(policies, "ssm:GetParameter", "arn:aws:ssm:us-east-1:123456789012:parameter/x")

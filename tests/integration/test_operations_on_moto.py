@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import subprocess
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.iam_policies import granted, role_policies
 from tests.support.local_stack import TICKSTREAM, LocalStack, run_cli
 from tickstream.stack import StackDeployer, StackOutputs
 
@@ -205,44 +205,6 @@ def test_the_dashboard_charts_metrics_this_stack_publishes(
     assert must_show <= published
 
 
-def _granted(policies: list[dict[str, Any]], action: str, resource: str) -> bool:
-    """IAM's Allow matching, for the statements this template writes: no Deny, no conditions."""
-
-    def matches(patterns: str | list[str], value: str) -> bool:
-        wanted = [patterns] if isinstance(patterns, str) else patterns
-        return any(re.fullmatch(re.escape(p).replace(r"\*", ".*"), value) for p in wanted)
-
-    return any(
-        s["Effect"] == "Allow" and matches(s["Action"], action) and matches(s["Resource"], resource)
-        for policy in policies
-        for s in policy["Statement"]
-    )
-
-
-def _role_policies(local_stack: LocalStack, function: str) -> list[dict[str, Any]]:
-    """The execution role's inline policies as the stack deployed them: ARNs resolved."""
-    iam = local_stack.client("iam")
-    role = local_stack.client("lambda").get_function_configuration(FunctionName=function)["Role"]
-    name = role.rsplit("/", 1)[-1]
-    documents = [
-        iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"]
-        for p in iam.list_role_policies(RoleName=name)["PolicyNames"]
-    ]
-    assert not iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
-    return [_policy_document(d) for d in documents]
-
-
-def _policy_document(document: str | dict[str, Any]) -> dict[str, Any]:
-    """moto 5.2's CloudFormation stores an inline role policy as Python's repr of the dict, not JSON."""
-    if isinstance(document, dict):
-        return document
-    try:
-        parsed: dict[str, Any] = json.loads(document)
-    except json.JSONDecodeError:
-        parsed = ast.literal_eval(document)
-    return parsed
-
-
 def _action_and_resource(call: dict[str, Any], table_arns: dict[str, str]) -> list[tuple[str, str]]:
     action = f"{call['service']}:{call['operation']}"
     if call["service"] == "s3":
@@ -262,8 +224,8 @@ def test_each_role_allows_exactly_the_data_calls_its_handler_makes(
         "Table"
     ]["TableArn"]
     table_arns = {outputs.BarsTableName: table_arn, outputs.AlertStateTableName: alert_table_arn}
-    aggregator = _role_policies(local_stack, outputs.AggregatorFunctionName)
-    charts = _role_policies(local_stack, outputs.ChartBuilderFunctionName)
+    aggregator = role_policies(local_stack, outputs.AggregatorFunctionName)
+    charts = role_policies(local_stack, outputs.ChartBuilderFunctionName)
 
     made = {_call for c in ops_stack.handler_calls for _call in _action_and_resource(c, table_arns)}
     by_function = {
@@ -286,28 +248,28 @@ def test_each_role_allows_exactly_the_data_calls_its_handler_makes(
     assert {a for a, _ in by_function["charts"]} == {"dynamodb:Query", "s3:GetObject", "s3:PutObject"}
 
     for action, resource in by_function["aggregator"]:
-        assert _granted(aggregator, action, resource), (action, resource)
-        assert not _granted(charts, action, resource), (action, resource)
+        assert granted(aggregator, action, resource), (action, resource)
+        assert not granted(charts, action, resource), (action, resource)
     for action, resource in by_function["charts"]:
-        assert _granted(charts, action, resource), (action, resource)
-        assert not _granted(aggregator, action, resource), (action, resource)
+        assert granted(charts, action, resource), (action, resource)
+        assert not granted(aggregator, action, resource), (action, resource)
 
     # Nothing beyond what the code does: not the other objects of the buckets, nor writes it never makes.
     data, site = outputs.DataBucketName, outputs.SiteBucketName
-    assert not _granted(aggregator, "s3:PutObject", f"arn:aws:s3:::{data}/elsewhere.json")
-    assert not _granted(aggregator, "s3:GetObject", f"arn:aws:s3:::{data}/rejected/x.json")
-    assert not _granted(charts, "s3:PutObject", f"arn:aws:s3:::{site}/other.html")
+    assert not granted(aggregator, "s3:PutObject", f"arn:aws:s3:::{data}/elsewhere.json")
+    assert not granted(aggregator, "s3:GetObject", f"arn:aws:s3:::{data}/rejected/x.json")
+    assert not granted(charts, "s3:PutObject", f"arn:aws:s3:::{site}/other.html")
     for action in ("dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:Scan", "s3:DeleteObject"):
-        assert not _granted(aggregator, action, table_arn)
-        assert not _granted(aggregator, action, f"arn:aws:s3:::{data}/bars/x")
-        assert not _granted(charts, action, table_arn)
+        assert not granted(aggregator, action, table_arn)
+        assert not granted(aggregator, action, f"arn:aws:s3:::{data}/bars/x")
+        assert not granted(charts, action, table_arn)
     # Lambda's side of the mappings runs with the same roles (AWS's documented permissions).
-    assert _granted(aggregator, "kinesis:GetRecords", outputs.StreamArn)
-    assert _granted(charts, "dynamodb:GetRecords", outputs.BarsTableStreamArn)
-    assert _granted(aggregator, "sqs:SendMessage", outputs.DeadLetterQueueArn)
-    assert _granted(charts, "sqs:SendMessage", outputs.DeadLetterQueueArn)
-    assert not _granted(charts, "kinesis:GetRecords", outputs.StreamArn)
+    assert granted(aggregator, "kinesis:GetRecords", outputs.StreamArn)
+    assert granted(charts, "dynamodb:GetRecords", outputs.BarsTableStreamArn)
+    assert granted(aggregator, "sqs:SendMessage", outputs.DeadLetterQueueArn)
+    assert granted(charts, "sqs:SendMessage", outputs.DeadLetterQueueArn)
+    assert not granted(charts, "kinesis:GetRecords", outputs.StreamArn)
     # Only the chart builder claims alert cooldowns; neither may read or delete them.
-    assert _granted(charts, "dynamodb:PutItem", alert_table_arn)
-    assert not _granted(aggregator, "dynamodb:PutItem", alert_table_arn)
-    assert not _granted(charts, "dynamodb:DeleteItem", alert_table_arn)
+    assert granted(charts, "dynamodb:PutItem", alert_table_arn)
+    assert not granted(aggregator, "dynamodb:PutItem", alert_table_arn)
+    assert not granted(charts, "dynamodb:DeleteItem", alert_table_arn)

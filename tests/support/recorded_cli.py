@@ -43,9 +43,13 @@ def item_bytes(item: dict[str, Any]) -> int:
     return sum(len(name.encode()) + attribute_bytes(value) for name, value in item.items())
 
 
+# The parameters that name what a call touches: a table, an object, a stream, an SSM parameter, a secret.
+RESOURCE_PARAMETERS = ("TableName", "Bucket", "Key", "StreamName", "Name", "SecretId")
+
+
 def _resource_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The parameters that name what a call touches: tables, buckets and keys; and item sizes."""
-    named: dict[str, Any] = {k: params[k] for k in ("TableName", "Bucket", "Key") if k in params}
+    """The parameters that name what a call touches, and item sizes."""
+    named: dict[str, Any] = {k: params[k] for k in RESOURCE_PARAMETERS if k in params}
     if "RequestItems" in params:
         named["Tables"] = sorted(params["RequestItems"])
     if "Item" in params:
@@ -59,8 +63,8 @@ def _read_sizes(parsed: dict[str, Any]) -> list[int]:
     return [item_bytes(i) for i in items]
 
 
-def main() -> None:
-    out, args = Path(sys.argv[1]), sys.argv[2:]
+def record_handler_calls() -> list[dict[str, Any]]:
+    """Hooks boto3's default session; the list it returns fills with every call made through it."""
     calls: list[dict[str, Any]] = []
     lock = threading.Lock()
 
@@ -87,6 +91,12 @@ def main() -> None:
     assert session is not None
     session.events.register("before-parameter-build", record)
     session.events.register("after-call", answered)
+    return calls
+
+
+def main() -> None:
+    out, args = Path(sys.argv[1]), sys.argv[2:]
+    calls = record_handler_calls()
     sys.argv = ["tickstream", *args]
     try:
         app()

@@ -6,14 +6,18 @@ clash with ours.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tickstream.deploy import parameter_overrides
 from tickstream.settings import PROJECT_ROOT, TEMPLATE_PATH
-from tickstream.stack import load_template
+from tickstream.stack import StackError, load_template
 
 CHECKOV = PROJECT_ROOT / ".venv-checkov" / "bin" / "checkov"
 # The one service here whose actions support no resource-level permissions.
@@ -96,3 +100,19 @@ def test_producer_policy_only_puts_records_on_the_stacks_stream() -> None:
     statements = [s for logical, s in _statements(template) if logical == "ProducerPolicy"]
     assert [set(_as_list(s["Action"])) for s in statements] == [{"kinesis:PutRecords", "kinesis:ListShards"}]
     assert [s["Resource"] for s in statements] == [{"Fn::GetAtt": ["TickStream", "Arn"]}]
+
+
+def test_up_overrides_only_parameters_the_template_has_and_does_not_set_itself() -> None:
+    template = load_template(TEMPLATE_PATH)
+    assert parameter_overrides(["QuotePollMinutes=5", "AlertEmail=a@b.c"], template) == {
+        "QuotePollMinutes": "5",
+        "AlertEmail": "a@b.c",
+    }
+    for pair, problem in [
+        ("QuotePollMinutes", "expected Key=Value"),
+        ("NoSuchParameter=1", "no such parameter"),
+        ("LocalRunner=false", "set by `tickstream up` itself"),
+        ("ShardCount=2", "set by `tickstream up` itself"),
+    ]:
+        with pytest.raises(StackError, match=re.escape(problem)):
+            parameter_overrides([pair], template)

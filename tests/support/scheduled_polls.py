@@ -1,0 +1,52 @@
+"""Steps the local runner's schedule clock to chosen times, in a process of its own.
+
+    python -m tests.support.scheduled_polls [--record CALLS.json] START_S STEP_S [STEP_S ...]
+
+Reads the stack from the environment as the CLI does (TICKSTREAM_*, QUOTE_SOURCES_FILE), starts
+the schedules as of START_S, steps them at each STEP_S, and prints each schedule's counts as
+JSON. A process per poll is a new execution environment, and its handlers' output reaches the
+functions' log groups as in `tickstream consume` (pytest's capture would swallow it in-process).
+With --record, every AWS call the handlers make is written to CALLS.json (see recorded_cli).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from consumers.local_runner.runner import LocalRunner
+from tests.support.recorded_cli import record_handler_calls
+from tickstream.aws_clients import AwsClients
+from tickstream.cli import handler_environment
+from tickstream.settings import Settings
+from tickstream.stack import StackDeployer
+
+
+def main(start_s: float, steps: list[float], record: Path | None) -> None:
+    calls = record_handler_calls() if record is not None else None
+    settings = Settings.from_environment(os.environ)
+    clients = AwsClients(settings)
+    outputs = StackDeployer(clients.client("cloudformation"), settings.stack_name).outputs()
+    functions = {outputs.AggregatorFunctionName, outputs.ChartBuilderFunctionName}
+    runner = LocalRunner(
+        clients.client,
+        frozenset(functions | ({outputs.QuotePollerFunctionName} - {""})),
+        outputs.RunnerCheckpointsTableName,
+        handler_environment(settings, outputs),
+    )
+    runner.start_schedules(start_s)
+    for at in steps:
+        runner.step_schedules(at)
+    if record is not None:
+        record.write_text(json.dumps(calls))
+    print(json.dumps({s.target.function_name: asdict(s.stats) for s in runner.schedules}))
+
+
+if __name__ == "__main__":
+    arguments = sys.argv[1:]
+    recording = Path(arguments[1]) if arguments[:1] == ["--record"] else None
+    times = [float(a) for a in arguments[2 if recording else 0 :]]
+    main(times[0], times[1:], recording)
