@@ -157,6 +157,7 @@ def status() -> None:
             outputs.ChartBuilderFunctionName,
             outputs.AlarmTopicArn,
             time.time(),
+            outputs.QuotePollerFunctionName or None,
         )
     except HealthReadError as exc:
         raise fail(str(exc)) from exc
@@ -169,6 +170,13 @@ def status() -> None:
     firing = health.alarms_firing
     named = f": {', '.join(firing)}" if firing else ""
     out.print(f"alarms  {len(firing)} of {len(health.alarms)} in ALARM{named}")
+    if health.quotes is not None:
+        quotes = health.quotes
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(quotes.failures.items()))
+        out.print(
+            f"quotes  {quotes.symbols_polled} symbol(s) polled, {quotes.ticks_sent} tick(s) sent, "
+            f"{sum(quotes.failures.values())} without a tick{f' ({reasons})' if reasons else ''}, {window}"
+        )
     out.print(f"charts  {site_url(state.settings, outputs)}")
 
 
@@ -199,10 +207,9 @@ def handler_environment(settings: Settings, outputs: StackOutputs) -> dict[str, 
 def run_consumer(clients: AwsClients, outputs: StackOutputs, until_idle: bool) -> LocalRunner:
     if not outputs.RunnerCheckpointsTableName:
         raise fail("the stack has no runner checkpoints table: deploy it with `tickstream up`")
-    functions = {outputs.AggregatorFunctionName, outputs.ChartBuilderFunctionName}
     runner = LocalRunner(
         clients.client,
-        frozenset(functions | ({outputs.QuotePollerFunctionName} - {""})),
+        outputs.function_names(),
         outputs.RunnerCheckpointsTableName,
         handler_environment(state.settings, outputs),
     )
@@ -281,15 +288,24 @@ def charts(
 
 
 # Short names for the template's functions, as `tickstream logs aggregator` takes them.
-FUNCTION_ALIASES = {"aggregator": "AggregatorFunctionName", "charts": "ChartBuilderFunctionName"}
+FUNCTION_ALIASES = {
+    "aggregator": "AggregatorFunctionName",
+    "charts": "ChartBuilderFunctionName",
+    "quote-poller": "QuotePollerFunctionName",
+}
 
 
 def function_name(outputs: StackOutputs, name: str) -> str:
-    """`aggregator` or `charts`, or a deployed function's full name."""
+    """`aggregator`, `charts` or `quote-poller`, or a deployed function's full name."""
     alias = FUNCTION_ALIASES.get(name)
     if alias is not None:
-        return str(getattr(outputs, alias))
-    known = {outputs.AggregatorFunctionName, outputs.ChartBuilderFunctionName}
+        deployed = str(getattr(outputs, alias))
+        if not deployed:
+            raise fail(
+                f"this stack has no {name}: deploy it with `tickstream up --parameter QuotePollMinutes=1`"
+            )
+        return deployed
+    known = outputs.function_names()
     if name not in known:
         raise fail(f"unknown function {name!r}: give {', '.join(FUNCTION_ALIASES)} or one of {sorted(known)}")
     return name
@@ -297,7 +313,9 @@ def function_name(outputs: StackOutputs, name: str) -> str:
 
 @app.command()
 def logs(
-    function: Annotated[str, typer.Argument(help="aggregator, charts, or a function's full name.")],
+    function: Annotated[
+        str, typer.Argument(help="aggregator, charts, quote-poller, or a function's full name.")
+    ],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
     since: Annotated[str, typer.Option(help="From this long ago (10m, 2h, 1d) or an ISO-8601 time.")] = "10m",
     filter_: Annotated[str | None, typer.Option("--filter", help="Only lines containing this text.")] = None,

@@ -27,12 +27,22 @@ class HealthReadError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class QuotePolling:
+    """What the scheduled quote poller did in the window."""
+
+    symbols_polled: int
+    ticks_sent: int
+    failures: dict[str, int]  # reason -> symbols that gave no tick
+
+
+@dataclass(frozen=True)
 class Health:
     ticks_per_second: float
     iterator_age_ms: float | None
     errors: int
     last_error: LogEvent | None
     alarms: dict[str, str]  # alarm name -> OK, ALARM or INSUFFICIENT_DATA
+    quotes: QuotePolling | None = None  # only where the stack has a quote poller
 
     @property
     def alarms_firing(self) -> list[str]:
@@ -45,23 +55,63 @@ class HealthReader:
         self._logs = logs
 
     def read(
-        self, namespace: str, aggregator: str, chart_builder: str, alarm_topic: str, now: float
+        self,
+        namespace: str,
+        aggregator: str,
+        chart_builder: str,
+        alarm_topic: str,
+        now: float,
+        quote_poller: str | None = None,
     ) -> Health:
         """`namespace` is the functions' metrics namespace: tickstream/<stack name>; the stack's
         alarms are the ones that notify `alarm_topic`."""
-        ticks = self._statistic(namespace, "TicksProcessed", ("service", "aggregator"), "Sum", now)
-        age = self._statistic("AWS/Lambda", "IteratorAge", ("FunctionName", aggregator), "Maximum", now)
+        functions = (aggregator, chart_builder, *((quote_poller,) if quote_poller else ()))
+        ticks = self._statistic(namespace, "TicksProcessed", (("service", "aggregator"),), "Sum", now)
+        age = self._statistic("AWS/Lambda", "IteratorAge", (("FunctionName", aggregator),), "Maximum", now)
         errors = sum(
-            self._statistic("AWS/Lambda", "Errors", ("FunctionName", name), "Sum", now) or 0
-            for name in (aggregator, chart_builder)
+            self._statistic("AWS/Lambda", "Errors", (("FunctionName", name),), "Sum", now) or 0
+            for name in functions
         )
         return Health(
             (ticks or 0) / HEALTH_WINDOW_S,
             age,
             int(errors),
-            self._last_error((aggregator, chart_builder), int(now * 1000)),
+            self._last_error(functions, int(now * 1000)),
             self._alarms(alarm_topic),
+            self._quote_polling(namespace, now) if quote_poller else None,
         )
+
+    def _quote_polling(self, namespace: str, now: float) -> QuotePolling:
+        service = ("service", "quote-poller")
+        polled = self._statistic(namespace, "QuotePolls", (service,), "Sum", now)
+        sent = self._statistic(namespace, "QuoteTicksSent", (service,), "Sum", now)
+        try:
+            pages = self._cloudwatch.get_paginator("list_metrics").paginate(
+                Namespace=namespace,
+                MetricName="QuotePollFailuresByReason",
+                Dimensions=[{"Name": service[0], "Value": service[1]}],
+            )
+            reasons = sorted(
+                {
+                    d["Value"]
+                    for page in pages
+                    for metric in page["Metrics"]
+                    for d in metric["Dimensions"]
+                    if d["Name"] == "reason"
+                }
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise HealthReadError(f"listing the quote poller's failure reasons: {exc}") from exc
+        failures = {
+            reason: int(
+                self._statistic(
+                    namespace, "QuotePollFailuresByReason", (service, ("reason", reason)), "Sum", now
+                )
+                or 0
+            )
+            for reason in reasons
+        }
+        return QuotePolling(int(polled or 0), int(sent or 0), {r: n for r, n in failures.items() if n})
 
     def _alarms(self, topic_arn: str) -> dict[str, str]:
         try:
@@ -73,14 +123,19 @@ class HealthReader:
             raise HealthReadError(f"reading the alarms of {topic_arn}: {exc}") from exc
 
     def _statistic(
-        self, namespace: str, name: str, dimension: tuple[str, str], statistic: str, now: float
+        self,
+        namespace: str,
+        name: str,
+        dimensions: tuple[tuple[str, str], ...],
+        statistic: str,
+        now: float,
     ) -> float | None:
         """The statistic over the last HEALTH_WINDOW_S, or None when nothing was published."""
         try:
             points = self._cloudwatch.get_metric_statistics(
                 Namespace=namespace,
                 MetricName=name,
-                Dimensions=[{"Name": dimension[0], "Value": dimension[1]}],
+                Dimensions=[{"Name": key, "Value": value} for key, value in dimensions],
                 StartTime=datetime.fromtimestamp(now - HEALTH_WINDOW_S, UTC),
                 EndTime=datetime.fromtimestamp(now + 1, UTC),
                 Period=HEALTH_WINDOW_S,

@@ -52,6 +52,11 @@ class StackOutputs:
     QuotePollerFunctionName: str = ""  # only with QuotePollMinutes > 0
     QuoteStateTableName: str = ""
 
+    def function_names(self) -> frozenset[str]:
+        """The stack's functions: the aggregator, the chart builder, and the quote poller if deployed."""
+        names = {self.AggregatorFunctionName, self.ChartBuilderFunctionName, self.QuotePollerFunctionName}
+        return frozenset(names - {""})
+
     @classmethod
     def from_stack(cls, stack: dict[str, Any]) -> StackOutputs:
         values = output_values(stack)

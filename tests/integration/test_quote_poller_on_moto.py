@@ -9,6 +9,7 @@ loop steps it with the wall clock), so a minute-rate schedule fires without wait
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -216,6 +217,18 @@ def test_a_bad_answer_is_logged_and_counted_by_reason_and_the_poll_goes_on(
     assert (failure["symbol"], failure["reason"]) == ("NOTED", "rate_limited")
     assert "Alpha Vantage" in failure["detail"]
 
+    shown = run_cli(["logs", "quote-poller", "--filter", "no tick"], poller_stack.env)
+    assert shown.returncode == 0, shown.stderr
+    assert '"symbol":"NOTED"' in shown.stdout
+    status = run_cli(["status"], poller_stack.env)
+    assert status.returncode == 0, status.stderr
+    assert re.search(
+        r"quotes\s+\d+ symbol\(s\) polled, \d+ tick\(s\) sent, "
+        r"1 without a tick \(rate_limited 1\), last 5 min",
+        status.stdout,
+    ), status.stdout
+    assert "alarms  0 of 9 in ALARM" in status.stdout
+
     group = "/aws/lambda/quotes-quote-poller"
     everything = local_stack.client("logs").filter_log_events(logGroupName=group)["events"]
     assert everything
@@ -236,6 +249,20 @@ def test_a_bad_answer_is_logged_and_counted_by_reason_and_the_poll_goes_on(
         Statistics=["Sum"],
     )["Datapoints"]
     assert sum(p["Sum"] for p in points) == 1
+    # What the poller publishes is on the stack's dashboard under the same names.
+    body = json.loads(cloudwatch.get_dashboard(DashboardName=f"tickstream-{STACK}")["DashboardBody"])
+    charted = {(m[0], m[1], m[3]) for widget in body["widgets"] for m in widget["properties"]["metrics"]}
+    published = {
+        (m["Namespace"], m["MetricName"], d["Value"])
+        for m in cloudwatch.get_paginator("list_metrics").paginate().build_full_result()["Metrics"]
+        for d in m["Dimensions"]
+    }
+    must_show = {
+        (f"tickstream/{STACK}", name, "quote-poller")
+        for name in ("QuotePolls", "QuoteTicksSent", "QuotePollFailures")
+    }
+    assert must_show <= charted
+    assert must_show <= published
 
 
 def test_a_failed_poll_is_not_retried_as_its_invoke_config_says(
@@ -306,3 +333,6 @@ def test_the_default_stack_has_no_poller(local_stack: LocalStack) -> None:
     names = [f["FunctionName"] for f in local_stack.client("lambda").list_functions()["Functions"]]
     assert "tickstream-quote-poller" not in names
     assert "tickstream-aggregator" in names
+    refused = run_cli(["logs", "quote-poller"], local_stack.env)
+    assert refused.returncode == 2
+    assert "this stack has no quote-poller" in refused.stderr

@@ -30,10 +30,9 @@ def main(start_s: float, steps: list[float], record: Path | None) -> None:
     settings = Settings.from_environment(os.environ)
     clients = AwsClients(settings)
     outputs = StackDeployer(clients.client("cloudformation"), settings.stack_name).outputs()
-    functions = {outputs.AggregatorFunctionName, outputs.ChartBuilderFunctionName}
     runner = LocalRunner(
         clients.client,
-        frozenset(functions | ({outputs.QuotePollerFunctionName} - {""})),
+        outputs.function_names(),
         outputs.RunnerCheckpointsTableName,
         handler_environment(settings, outputs),
     )
