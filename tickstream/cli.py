@@ -242,14 +242,14 @@ def consume(
     for run in runner.runs:
         stats = run.stats()
         out.print(
-            f"{run.mapping.function_name}: {stats.invokes} invocations, {stats.records_done} records done, "
+            f"{run.mapping.function.name}: {stats.invokes} invocations, {stats.records_done} records done, "
             f"{stats.windows_closed} windows closed, {stats.records_discarded} discarded "
             f"({stats.failure_messages} OnFailure messages)"
         )
     for schedule in runner.schedules:
         fired = schedule.stats
         out.print(
-            f"{schedule.target.function_name}: {fired.fired} scheduled events, {fired.invokes} invocations, "
+            f"{schedule.target.function.name}: {fired.fired} scheduled events, {fired.invokes} invocations, "
             f"{fired.errors} errors, {fired.retried} retried, {fired.dropped} dropped"
         )
 

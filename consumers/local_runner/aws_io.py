@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
-from consumers.local_runner.events import Mapping, SourceRecord
+from consumers.local_runner.events import FunctionConfig, Mapping, SourceRecord
 from consumers.local_runner.invoker import InvocationRecord
 from consumers.local_runner.metrics import MetricDatum
 from consumers.local_runner.schedules import (
@@ -52,16 +52,23 @@ def stream_mappings(lambda_client: Any, function_names: frozenset[str]) -> list[
     return found
 
 
-def _mapping(esm: dict[str, Any], function: dict[str, Any]) -> Mapping:
-    arn = esm["FunctionArn"]
-    return Mapping(
-        uuid=esm["UUID"],
-        function_name=function["FunctionName"],
-        function_arn=arn,
+def _function_config(function: dict[str, Any]) -> FunctionConfig:
+    """A GetFunctionConfiguration answer, with Lambda's defaults for what it leaves out."""
+    return FunctionConfig(
+        name=function["FunctionName"],
+        arn=function["FunctionArn"],
         handler=function["Handler"],
         timeout_s=int(function.get("Timeout", 3)),
         memory_mb=int(function.get("MemorySize", 128)),
         environment=dict(function.get("Environment", {}).get("Variables", {})),
+    )
+
+
+def _mapping(esm: dict[str, Any], function: dict[str, Any]) -> Mapping:
+    arn = esm["FunctionArn"]
+    return Mapping(
+        uuid=esm["UUID"],
+        function=_function_config({**function, "FunctionArn": arn}),
         source_arn=esm["EventSourceArn"],
         region=arn.split(":")[3],
         starting_position=esm.get("StartingPosition", "TRIM_HORIZON"),
@@ -116,12 +123,7 @@ def _scheduled_target(
         rule_arn=rule["Arn"],
         period_s=rate_seconds(expression),
         constant_input=target.get("Input"),
-        function_name=function["FunctionName"],
-        function_arn=function["FunctionArn"],
-        handler=function["Handler"],
-        timeout_s=int(function.get("Timeout", 3)),
-        memory_mb=int(function.get("MemorySize", 128)),
-        environment=dict(function.get("Environment", {}).get("Variables", {})),
+        function=_function_config(function),
         max_retries=int(invoke_config.get("MaximumRetryAttempts", DEFAULT_ASYNC_RETRIES)),
         max_event_age_s=int(invoke_config.get("MaximumEventAgeInSeconds", DEFAULT_MAX_EVENT_AGE_S)),
         on_failure_arn=invoke_config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")

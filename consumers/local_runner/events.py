@@ -34,16 +34,23 @@ class SourceRecord:
 
 
 @dataclass(frozen=True)
-class Mapping:
-    """An event source mapping as the Lambda API describes it, with its function's settings."""
+class FunctionConfig:
+    """What the runner needs of a function to invoke it, as GetFunctionConfiguration gives it."""
 
-    uuid: str
-    function_name: str
-    function_arn: str
+    name: str
+    arn: str
     handler: str
     timeout_s: int
     memory_mb: int
     environment: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """An event source mapping as the Lambda API describes it, with its function's settings."""
+
+    uuid: str
+    function: FunctionConfig
     source_arn: str
     region: str
     starting_position: str
@@ -76,7 +83,7 @@ def kinesis_event(mapping: Mapping, records: Sequence[SourceRecord]) -> dict[str
                 "eventVersion": "1.0",
                 "eventID": f"{r.shard_id}:{r.sequence_number}",
                 "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": f"arn:aws:iam::{_account(mapping)}:role/{mapping.function_name}-role",
+                "invokeIdentityArn": f"arn:aws:iam::{_account(mapping)}:role/{mapping.function.name}-role",
                 "awsRegion": mapping.region,
                 "eventSourceARN": mapping.source_arn,
             }
@@ -178,7 +185,7 @@ def on_failure_message(
     return {
         "requestContext": {
             "requestId": str(uuid.uuid4()),
-            "functionArn": mapping.function_arn,
+            "functionArn": mapping.function.arn,
             "condition": condition,
             "approximateInvokeCount": invoke_count,
         },
@@ -203,7 +210,7 @@ def payload_size(record: SourceRecord) -> int:
 
 
 def _account(mapping: Mapping) -> str:
-    return mapping.function_arn.split(":")[4]
+    return mapping.function.arn.split(":")[4]
 
 
 def _iso(epoch_s: int) -> str:

@@ -27,10 +27,10 @@ from consumers.local_runner.aws_io import (
     stream_mappings,
     stream_reader,
 )
-from consumers.local_runner.events import Mapping
+from consumers.local_runner.events import FunctionConfig, Mapping
 from consumers.local_runner.invoker import InProcessInvoker
 from consumers.local_runner.metrics import emf_metrics, lambda_metrics
-from consumers.local_runner.schedules import ScheduledTarget, ScheduleRun
+from consumers.local_runner.schedules import ScheduleRun
 from consumers.local_runner.shard_processor import ProcessorStats, RecordSource, ShardProcessor
 from consumers.shard_reader import ShardInfo
 
@@ -147,39 +147,26 @@ class LocalRunner:
                 stop.wait(POLL_INTERVAL_S)
         return self.runs
 
-    def _invoker(
-        self,
-        function_name: str,
-        function_arn: str,
-        handler: str,
-        memory_mb: int,
-        timeout_s: int,
-        function_environment: MappingType[str, str],
-    ) -> LoggedInvoker:
+    def _invoker(self, function: FunctionConfig) -> LoggedInvoker:
         environment = {
-            **function_environment,
+            **function.environment,
             **self._handler_environment,
-            "AWS_LAMBDA_FUNCTION_NAME": function_name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
+            "AWS_LAMBDA_FUNCTION_NAME": function.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.name}",
         }
-        invoker = InProcessInvoker(handler, function_name, function_arn, memory_mb, timeout_s, environment)
-        logs = LambdaLogWriter(self._client("logs"), function_name, memory_mb)
+        invoker = InProcessInvoker(
+            function.handler, function.name, function.arn, function.memory_mb, function.timeout_s, environment
+        )
+        logs = LambdaLogWriter(self._client("logs"), function.name, function.memory_mb)
         metrics = CloudWatchMetrics(self._client("cloudwatch"))
-        return LoggedInvoker(invoker, logs, metrics, function_name, self._clock)
+        return LoggedInvoker(invoker, logs, metrics, function.name, self._clock)
 
     def _destination(self, arn: str | None) -> SqsDestination | None:
         return SqsDestination(self._client("sqs"), arn) if arn and ":sqs:" in arn else None
 
     def _start(self, mapping: Mapping) -> MappingRun:
-        logged = self._invoker(
-            mapping.function_name,
-            mapping.function_arn,
-            mapping.handler,
-            mapping.memory_mb,
-            mapping.timeout_s,
-            mapping.environment,
-        )
+        logged = self._invoker(mapping.function)
         checkpoints = DynamoCheckpoints(self._client("dynamodb"), self._checkpoints_table, mapping.uuid)
         return MappingRun(mapping, logged, checkpoints, self._destination(mapping.destination_arn))
 
@@ -196,16 +183,8 @@ class LocalRunner:
         return any(ran)
 
     def _schedule_step(self, run: ScheduleRun) -> Callable[[float], bool]:
-        target: ScheduledTarget = run.target
-        logged = self._invoker(
-            target.function_name,
-            target.function_arn,
-            target.handler,
-            target.memory_mb,
-            target.timeout_s,
-            target.environment,
-        )
-        destination = self._destination(target.on_failure_arn)
+        logged = self._invoker(run.target.function)
+        destination = self._destination(run.target.on_failure_arn)
 
         def step(now_s: float) -> bool:
             return run.step(

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from consumers.local_runner.events import FunctionConfig
+
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
 # Asynchronous invocation defaults (Lambda developer guide, asynchronous invocation).
@@ -74,12 +76,7 @@ class ScheduledTarget:
     rule_arn: str
     period_s: int
     constant_input: str | None  # the target's Input, sent instead of the event
-    function_name: str
-    function_arn: str
-    handler: str
-    timeout_s: int
-    memory_mb: int
-    environment: dict[str, str]
+    function: FunctionConfig
     max_retries: int = DEFAULT_ASYNC_RETRIES
     max_event_age_s: int = DEFAULT_MAX_EVENT_AGE_S
     on_failure_arn: str | None = None
@@ -120,7 +117,7 @@ def failure_record(
         "timestamp": _iso(now_s, millis=True),
         "requestContext": {
             "requestId": str(uuid.uuid4()),
-            "functionArn": f"{target.function_arn}:$LATEST",
+            "functionArn": f"{target.function.arn}:$LATEST",
             "condition": condition,
             "approximateInvokeCount": pending.attempts,
         },

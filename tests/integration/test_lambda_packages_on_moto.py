@@ -93,6 +93,18 @@ def _invoke(
     return result
 
 
+def _lambda_environment(local_stack: LocalStack) -> dict[str, str]:
+    """What every function's environment has here: a PATH, the region, and moto for AWS."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "AWS_ENDPOINT_URL": local_stack.endpoint,
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+
+
 def _distributions(task: Path) -> set[str]:
     return {p.name.split("-", 1)[0].lower().replace("_", "-") for p in task.glob("*.dist-info")}
 
@@ -129,12 +141,7 @@ def test_packaged_handlers_aggregate_and_draw_from_the_artifacts_alone(
     outputs = pkg_stack
     runtime = _runtime(tmp_path)
     lambda_env = {
-        "PATH": "/usr/bin:/bin",
-        "AWS_ENDPOINT_URL": local_stack.endpoint,
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        **_lambda_environment(local_stack),
         "BARS_TABLE": outputs.BarsTableName,
         "DATA_BUCKET": outputs.DataBucketName,
         "SITE_BUCKET": outputs.SiteBucketName,
@@ -240,12 +247,7 @@ def test_packaged_quote_poller_puts_a_quote_with_its_key_from_secrets_manager(
         )
     )
     lambda_env = {
-        "PATH": "/usr/bin:/bin",
-        "AWS_ENDPOINT_URL": local_stack.endpoint,
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        **_lambda_environment(local_stack),
         "STREAM_NAME": outputs.StreamName,
         "QUOTE_STATE_TABLE": outputs.QuoteStateTableName,
         "QUOTE_POLL_MINUTES": "5",

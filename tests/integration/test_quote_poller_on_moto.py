@@ -149,8 +149,9 @@ def test_the_templates_schedule_reaches_the_runner_with_its_retry_settings(
 ) -> None:
     (schedule,) = runner(poller_stack, sources(tmp_path, http_server, ["IBM"], 5)).start_schedules(0.0)
     target = schedule.target
-    assert target.function_name == poller_stack.outputs.QuotePollerFunctionName
-    assert target.handler == "quote_poller.handler.handler"
+    assert target.function.name == poller_stack.outputs.QuotePollerFunctionName
+    assert target.function.handler == "quote_poller.handler.handler"
+    assert target.function.timeout_s == 150
     assert target.period_s == 60
     # EventInvokeConfig in the template: a failed poll is not retried, and an event is good for 60 s.
     assert (target.max_retries, target.max_event_age_s) == (0, 60)

@@ -41,7 +41,7 @@ def main(start_s: float, steps: list[float], record: Path | None) -> None:
         runner.step_schedules(at)
     if record is not None:
         record.write_text(json.dumps(calls))
-    print(json.dumps({s.target.function_name: asdict(s.stats) for s in runner.schedules}))
+    print(json.dumps({s.target.function.name: asdict(s.stats) for s in runner.schedules}))
 
 
 if __name__ == "__main__":

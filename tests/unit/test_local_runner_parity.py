@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from consumers.local_runner.events import Mapping, SourceRecord, window_event
+from consumers.local_runner.events import FunctionConfig, Mapping, SourceRecord, window_event
 from consumers.local_runner.invoker import InProcessInvoker
 from consumers.local_runner.runner import ready_shards
 from consumers.local_runner.shard_processor import MAX_PAYLOAD_BYTES, Fetch, ShardCheckpoint, ShardProcessor
@@ -25,12 +25,9 @@ SHARD = "shardId-000000000000"
 NOW = 1_800_000_000.0
 MAPPING = Mapping(
     uuid="esm-1",
-    function_name="aggregator",
-    function_arn="arn:aws:lambda:us-east-1:123456789012:function:aggregator",
-    handler="x.handler",
-    timeout_s=60,
-    memory_mb=512,
-    environment={},
+    function=FunctionConfig(
+        "aggregator", "arn:aws:lambda:us-east-1:123456789012:function:aggregator", "x.handler", 60, 512, {}
+    ),
     source_arn="arn:aws:kinesis:us-east-1:123456789012:stream/ticks",
     region="us-east-1",
     starting_position="TRIM_HORIZON",
@@ -260,7 +257,7 @@ def test_exhausted_retries_send_aws_on_failure_record_and_move_on() -> None:
     (message,) = destination.messages
     assert message["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert message["requestContext"]["approximateInvokeCount"] == 3
-    assert message["requestContext"]["functionArn"] == MAPPING.function_arn
+    assert message["requestContext"]["functionArn"] == MAPPING.function.arn
     assert message["responseContext"] == {
         "statusCode": 200,
         "executedVersion": "$LATEST",
@@ -365,7 +362,7 @@ def test_the_invoker_enforces_the_timeout_and_gives_a_lambda_context(
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     invoker = InProcessInvoker(
-        "slow_handler.handler", "fn", MAPPING.function_arn, 128, 1, {"ONLY_IN_FUNCTION": "yes"}
+        "slow_handler.handler", "fn", MAPPING.function.arn, 128, 1, {"ONLY_IN_FUNCTION": "yes"}
     )
     answer, error = invoker.invoke({})
     assert error is None

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from consumers.local_runner.events import FunctionConfig
 from consumers.local_runner.schedules import (
     ScheduledTarget,
     ScheduleRun,
@@ -24,12 +25,14 @@ def target(**changes: Any) -> ScheduledTarget:
         "rule_arn": RULE,
         "period_s": 60,
         "constant_input": None,
-        "function_name": "tickstream-quote-poller",
-        "function_arn": "arn:aws:lambda:eu-west-1:111122223333:function:tickstream-quote-poller",
-        "handler": "quote_poller.handler.handler",
-        "timeout_s": 150,
-        "memory_mb": 256,
-        "environment": {},
+        "function": FunctionConfig(
+            "tickstream-quote-poller",
+            "arn:aws:lambda:eu-west-1:111122223333:function:tickstream-quote-poller",
+            "quote_poller.handler.handler",
+            150,
+            256,
+            {},
+        ),
     }
     return ScheduledTarget(**{**settings, **changes})
 
