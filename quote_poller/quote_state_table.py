@@ -7,7 +7,7 @@ polling the same symbol keep their own marks.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -18,6 +18,9 @@ from producer.quote_polling import QuoteMark
 MAX_KEYS_PER_GET = 100
 # A mark not refreshed for this long expires (the table's TTL): the symbol left the config.
 MARK_TTL_S = 30 * 86_400
+# Keys DynamoDB leaves unprocessed (throttling) are asked again with backoff, as its guide says.
+UNPROCESSED_ATTEMPTS = 5
+UNPROCESSED_BACKOFF_S = 0.05
 
 
 class QuoteStateUnavailable(RuntimeError):
@@ -25,9 +28,10 @@ class QuoteStateUnavailable(RuntimeError):
 
 
 class QuoteStateTable:
-    def __init__(self, client: Any, table_name: str) -> None:
+    def __init__(self, client: Any, table_name: str, sleep: Callable[[float], None] = time.sleep) -> None:
         self._client = client
         self._table = table_name
+        self._sleep = sleep
 
     def load(self, provider: str, symbols: Sequence[str]) -> dict[str, QuoteMark]:
         marks: dict[str, QuoteMark] = {}
@@ -35,7 +39,9 @@ class QuoteStateTable:
             keys: list[dict[str, Any]] = [
                 {"pk": {"S": f"{provider}#{s}"}} for s in symbols[start : start + MAX_KEYS_PER_GET]
             ]
-            while keys:
+            for attempt in range(UNPROCESSED_ATTEMPTS):
+                if attempt:
+                    self._sleep(UNPROCESSED_BACKOFF_S * 2**attempt)
                 try:
                     answer = self._client.batch_get_item(
                         RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}}
@@ -46,6 +52,10 @@ class QuoteStateTable:
                     symbol = item["pk"]["S"].split("#", 1)[1]
                     marks[symbol] = QuoteMark(item["quote_id"]["S"], int(item["ts_ms"]["N"]))
                 keys = answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+                if not keys:
+                    break
+            else:
+                raise QuoteStateUnavailable(f"{len(keys)} marks left unprocessed by {self._table}")
         return marks
 
     def save(self, provider: str, marks: Mapping[str, QuoteMark], now_s: float | None = None) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -22,6 +23,7 @@ from producer.quote_polling import (
     symbols_due,
 )
 from quote_poller.handler import slot_of
+from quote_poller.quote_state_table import QuoteStateTable, QuoteStateUnavailable
 from quote_poller.service import ScheduledPoll, TicksNotSent
 from quote_poller.settings import PollerSettings, PollerSettingsError
 from webclients.retrying_http import OutOfTime, RateLimiter, RetryingHttp
@@ -199,3 +201,30 @@ def test_ticks_the_stream_refused_leave_the_marks_so_the_next_poll_sends_them_ag
 
     ScheduledPoll(poller, marks, send, 5).run(slot=1, deadline=None)
     assert [t.symbol for t in sent] == ["DELL"]
+
+
+class ThrottledTable:
+    """A DynamoDB client that leaves every key unprocessed for its first `throttled` answers."""
+
+    def __init__(self, throttled: int) -> None:
+        self.throttled = throttled
+        self.asked: list[int] = []
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        ((table, request),) = RequestItems.items()
+        self.asked.append(len(request["Keys"]))
+        if len(self.asked) <= self.throttled:
+            return {"Responses": {table: []}, "UnprocessedKeys": {table: {"Keys": request["Keys"]}}}
+        items = [{"pk": k["pk"], "quote_id": {"S": "q"}, "ts_ms": {"N": "7"}} for k in request["Keys"]]
+        return {"Responses": {table: items}, "UnprocessedKeys": {}}
+
+
+def test_unprocessed_marks_are_asked_again_with_backoff_and_never_forever() -> None:
+    slept: list[float] = []
+    client = ThrottledTable(throttled=2)
+    marks = QuoteStateTable(client, "marks", sleep=slept.append).load("av", ["IBM", "DELL"])
+    assert marks == {"IBM": QuoteMark("q", 7), "DELL": QuoteMark("q", 7)}
+    assert client.asked == [2, 2, 2]
+    assert slept == [0.1, 0.2]
+    with pytest.raises(QuoteStateUnavailable, match="left unprocessed"):
+        QuoteStateTable(ThrottledTable(throttled=99), "marks", sleep=slept.append).load("av", ["IBM"])
