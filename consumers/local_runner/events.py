@@ -112,7 +112,10 @@ def window_event(
     event = batch_event(mapping, records)
     event.update(
         {
-            "window": {"start": _iso(window_start), "end": _iso(window_start + mapping.tumbling_window_s)},
+            "window": {
+                "start": iso_seconds(window_start),
+                "end": iso_seconds(window_start + mapping.tumbling_window_s),
+            },
             "state": state,
             "shardId": shard_id,
             "eventSourceARN": mapping.source_arn,
@@ -191,13 +194,13 @@ def on_failure_message(
         },
         "responseContext": response_context,
         "version": "1.0",
-        "timestamp": _iso_ms(now),
+        "timestamp": iso_millis(now),
         ("DDBStreamBatchInfo" if mapping.from_dynamodb else "KinesisBatchInfo"): {
             "shardId": shard_id,
             "startSequenceNumber": records[0].sequence_number,
             "endSequenceNumber": records[-1].sequence_number,
-            "approximateArrivalOfFirstRecord": _iso_ms(records[0].arrival),
-            "approximateArrivalOfLastRecord": _iso_ms(records[-1].arrival),
+            "approximateArrivalOfFirstRecord": iso_millis(records[0].arrival),
+            "approximateArrivalOfLastRecord": iso_millis(records[-1].arrival),
             "batchSize": len(records),
             "streamArn": mapping.source_arn,
         },
@@ -213,9 +216,11 @@ def _account(mapping: Mapping) -> str:
     return mapping.function.arn.split(":")[4]
 
 
-def _iso(epoch_s: int) -> str:
+def iso_seconds(epoch_s: float) -> str:
+    """The times of Lambda's and EventBridge's events: UTC, whole seconds."""
     return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _iso_ms(epoch_s: float) -> str:
+def iso_millis(epoch_s: float) -> str:
+    """The times of Lambda's invocation records: UTC, milliseconds."""
     return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

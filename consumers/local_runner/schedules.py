@@ -25,10 +25,9 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from consumers.local_runner.events import FunctionConfig
+from consumers.local_runner.events import FunctionConfig, iso_millis, iso_seconds
 
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
@@ -62,13 +61,6 @@ def next_fire(period_s: int, after_s: float) -> float:
     return (int(after_s // period_s) + 1) * period_s
 
 
-def _iso(epoch_s: float, millis: bool = False) -> str:
-    moment = datetime.fromtimestamp(epoch_s, UTC)
-    if millis:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @dataclass(frozen=True)
 class ScheduledTarget:
     """A rule's schedule and its Lambda target, with the function's settings."""
@@ -92,7 +84,7 @@ class ScheduledTarget:
             "detail-type": "Scheduled Event",
             "source": "aws.events",
             "account": account,
-            "time": _iso(at_s),
+            "time": iso_seconds(at_s),
             "region": region,
             "resources": [self.rule_arn],
             "detail": {},
@@ -114,7 +106,7 @@ def failure_record(
     response_context: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
     record: dict[str, Any] = {
         "version": "1.0",
-        "timestamp": _iso(now_s, millis=True),
+        "timestamp": iso_millis(now_s),
         "requestContext": {
             "requestId": str(uuid.uuid4()),
             "functionArn": f"{target.function.arn}:$LATEST",
