@@ -89,7 +89,7 @@ def slot_of(event: dict[str, Any], poll_minutes: int, now_s: float) -> int:
 
 
 def _report(report: PollReport) -> None:
-    metrics.add_metric("QuotePolls", MetricUnit.Count, len(report.symbols))
+    metrics.add_metric("QuoteSymbolsPolled", MetricUnit.Count, len(report.symbols))
     metrics.add_metric("QuoteTicksSent", MetricUnit.Count, report.ticks_sent)
     metrics.add_metric("QuotePollFailures", MetricUnit.Count, len(report.failures))
     for reason, count in report.failures_by_reason.items():

@@ -83,7 +83,7 @@ class HealthReader:
 
     def _quote_polling(self, namespace: str, now: float) -> QuotePolling:
         service = ("service", "quote-poller")
-        polled = self._statistic(namespace, "QuotePolls", (service,), "Sum", now)
+        polled = self._statistic(namespace, "QuoteSymbolsPolled", (service,), "Sum", now)
         sent = self._statistic(namespace, "QuoteTicksSent", (service,), "Sum", now)
         try:
             pages = self._cloudwatch.get_paginator("list_metrics").paginate(

@@ -279,7 +279,7 @@ def test_a_bad_answer_is_logged_and_counted_by_reason_and_the_poll_goes_on(
     }
     must_show = {
         (f"tickstream/{STACK}", name, "quote-poller")
-        for name in ("QuotePolls", "QuoteTicksSent", "QuotePollFailures")
+        for name in ("QuoteSymbolsPolled", "QuoteTicksSent", "QuotePollFailures")
     }
     assert must_show <= charted
     assert must_show <= published
