@@ -14,6 +14,7 @@ from tickstream.moto_gaps import (
     apply_alarm_gaps,
     apply_event_invoke_config_gaps,
     apply_s3_gaps,
+    check_rules,
 )
 from tickstream.settings import Settings
 from tickstream.stack import (
@@ -49,15 +50,7 @@ def deploy_stack(
     clients: AwsClients, settings: Settings, shards: int, overrides: Sequence[str] = ()
 ) -> tuple[StackOutputs, str]:
     """Deploys to the local stack (embedded moto or AWS_ENDPOINT_URL), with the runner's checkpoints table."""
-    cloudformation = clients.client("cloudformation")
-    artifacts_template = load_template(settings.template_path.with_name("artifacts.yaml"))
-    artifacts, _ = StackDeployer(cloudformation, f"{settings.stack_name}-artifacts").deploy(
-        artifacts_template, {}
-    )
-    bucket = output_values(artifacts)["ArtifactsBucketName"]
-    key = upload_code(clients.client("s3"), bucket, build_code_zip())
     sam = load_template(settings.template_path)
-    point_functions_at(sam, bucket, key)
     # Locally the site is an S3 website: the page is readable at <endpoint>/<bucket>/index.html.
     parameters = {
         **parameter_overrides(overrides, sam),
@@ -65,6 +58,16 @@ def deploy_stack(
         "LocalRunner": "true",
         "SiteAccess": "s3-website",
     }
+    # CloudFormation checks the template's Rules before it creates anything; moto does not.
+    check_rules(sam, _context(sam, parameters, {}, settings, ""))
+    cloudformation = clients.client("cloudformation")
+    artifacts_template = load_template(settings.template_path.with_name("artifacts.yaml"))
+    artifacts, _ = StackDeployer(cloudformation, f"{settings.stack_name}-artifacts").deploy(
+        artifacts_template, {}
+    )
+    bucket = output_values(artifacts)["ArtifactsBucketName"]
+    key = upload_code(clients.client("s3"), bucket, build_code_zip())
+    point_functions_at(sam, bucket, key)
     template = translate_template(sam, settings.region)
     stack, action = StackDeployer(cloudformation, settings.stack_name).deploy(template, parameters)
     # Any local endpoint: the embedded moto, moto in docker-compose, or an emulator whose own
@@ -72,6 +75,20 @@ def deploy_stack(
     if settings.endpoint_url is not None:
         _apply_what_moto_skipped(clients, settings, template, parameters)
     return StackOutputs.from_stack(stack), action
+
+
+def _context(
+    template: dict[str, Any],
+    parameters: Mapping[str, str],
+    physical_ids: Mapping[str, str],
+    settings: Settings,
+    account: str,
+) -> StackContext:
+    """The template's parameter defaults overridden by the given values, and the stack's resources."""
+    defaults = {k: str(v.get("Default", "")) for k, v in template.get("Parameters", {}).items()}
+    return StackContext(
+        {**defaults, **parameters}, physical_ids, settings.region, account, settings.stack_name
+    )
 
 
 def _apply_what_moto_skipped(
@@ -84,14 +101,8 @@ def _apply_what_moto_skipped(
         account = clients.client("sts").get_caller_identity()["Account"]
     except (ClientError, BotoCoreError) as exc:
         raise StackError(f"reading stack {settings.stack_name}: {exc}") from exc
-    defaults = {k: str(v.get("Default", "")) for k, v in template.get("Parameters", {}).items()}
-    context = StackContext(
-        {**defaults, **parameters},
-        {r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for r in resources},
-        settings.region,
-        account,
-        settings.stack_name,
-    )
+    physical_ids = {r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for r in resources}
+    context = _context(template, parameters, physical_ids, settings, account)
     apply_s3_gaps(template, context, clients.client("s3"))
     apply_alarm_gaps(template, context, clients.client("cloudwatch"))
     apply_event_invoke_config_gaps(template, context, clients.client("lambda"))

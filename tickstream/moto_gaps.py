@@ -98,6 +98,29 @@ def _sub_variable(name: str, context: StackContext) -> str:
 
 def evaluate_conditions(template: Mapping[str, Any], context: StackContext) -> dict[str, bool]:
     conditions: dict[str, bool] = {}
+    truth = _truth(context, conditions)
+    for name, expression in template.get("Conditions", {}).items():
+        conditions[name] = truth(expression)
+    return conditions
+
+
+class RuleBroken(StackError):
+    """A template rule's assertion is false for these parameters: CloudFormation refuses the stack."""
+
+
+def check_rules(template: Mapping[str, Any], context: StackContext) -> None:
+    """The template's Rules, which moto does not check, asserted as CloudFormation does at create."""
+    truth = _truth(context, {})
+    for name, rule in template.get("Rules", {}).items():
+        if "RuleCondition" in rule:
+            raise UnsupportedTemplate(f"rule {name}: RuleCondition is not checked for moto")
+        for assertion in rule.get("Assertions", []):
+            if not truth(assertion["Assert"]):
+                raise RuleBroken(f"rule {name}: {assertion.get('AssertDescription', 'assertion failed')}")
+
+
+def _truth(context: StackContext, conditions: Mapping[str, bool]) -> Any:
+    """Evaluates condition functions over the context, given the conditions known so far."""
 
     def truth(expression: Any) -> bool:
         ((key, argument),) = expression.items()
@@ -114,9 +137,7 @@ def evaluate_conditions(template: Mapping[str, Any], context: StackContext) -> d
             return conditions[argument]
         raise UnsupportedTemplate(f"condition function {key}")
 
-    for name, expression in template.get("Conditions", {}).items():
-        conditions[name] = truth(expression)
-    return conditions
+    return truth
 
 
 def _deployed(

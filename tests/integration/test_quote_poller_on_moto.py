@@ -356,3 +356,15 @@ def test_the_default_stack_has_no_poller(local_stack: LocalStack) -> None:
     refused = run_cli(["logs", "quote-poller"], local_stack.env)
     assert refused.returncode == 2
     assert "this stack has no quote-poller" in refused.stderr
+
+
+def test_up_refuses_two_sources_of_the_key_before_creating_anything(local_stack: LocalStack) -> None:
+    env = {**local_stack.env, "TICKSTREAM_STACK": "twokeys"}
+    keys = ["QuotePollMinutes=1", "QuoteApiKeyParameter=/k", "QuoteApiKeySecret=k"]
+    refused = run_cli(["up", *(a for k in keys for a in ("--parameter", k))], env)
+    assert refused.returncode == 2
+    assert (
+        "rule OneQuoteKeySource: Set QuoteApiKeyParameter or QuoteApiKeySecret, not both." in refused.stderr
+    )
+    stacks = {s["StackName"] for s in local_stack.client("cloudformation").describe_stacks()["Stacks"]}
+    assert not {"twokeys", "twokeys-artifacts"} & stacks

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tickstream.deploy import parameter_overrides
+from tickstream.moto_gaps import RuleBroken, StackContext, check_rules
 from tickstream.settings import PROJECT_ROOT, TEMPLATE_PATH
 from tickstream.stack import StackError, load_template
 
@@ -116,3 +117,16 @@ def test_up_overrides_only_parameters_the_template_has_and_does_not_set_itself()
     ]:
         with pytest.raises(StackError, match=re.escape(problem)):
             parameter_overrides([pair], template)
+
+
+def test_the_templates_rules_refuse_two_sources_of_the_quote_api_key_before_deploying() -> None:
+    template = load_template(TEMPLATE_PATH)
+    defaults = {k: str(v.get("Default", "")) for k, v in template["Parameters"].items()}
+
+    def context(**parameters: str) -> StackContext:
+        return StackContext({**defaults, **parameters}, {}, "us-east-1", "123456789012", "t")
+
+    check_rules(template, context(QuoteApiKeyParameter="/k"))
+    check_rules(template, context(QuoteApiKeySecret="k"))
+    with pytest.raises(RuleBroken, match="not both"):
+        check_rules(template, context(QuoteApiKeyParameter="/k", QuoteApiKeySecret="k"))
