@@ -84,10 +84,16 @@ def _context(
     settings: Settings,
     account: str,
 ) -> StackContext:
-    """The template's parameter defaults overridden by the given values, and the stack's resources."""
+    """The template's parameter defaults overridden by the given values, its mappings, and the
+    stack's resources."""
     defaults = {k: str(v.get("Default", "")) for k, v in template.get("Parameters", {}).items()}
     return StackContext(
-        {**defaults, **parameters}, physical_ids, settings.region, account, settings.stack_name
+        {**defaults, **parameters},
+        physical_ids,
+        settings.region,
+        account,
+        settings.stack_name,
+        template.get("Mappings", {}),
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -35,6 +35,7 @@ class StackContext:
     region: str
     account: str
     stack_name: str
+    mappings: Mapping[str, Any] = field(default_factory=dict)  # the template's Mappings
 
     def ref(self, name: str) -> Any:
         pseudo = {
@@ -80,6 +81,12 @@ def resolve(value: Any, context: StackContext, conditions: Mapping[str, bool]) -
             if not isinstance(argument, str):
                 raise UnsupportedTemplate("Fn::Sub with a variable map")
             return _SUB_VARIABLE.sub(lambda m: _sub_variable(m.group(1), context), argument)
+        if key == "Fn::FindInMap":
+            name, top, second = (resolve(a, context, conditions) for a in argument)
+            try:
+                return context.mappings[name][str(top)][second]
+            except KeyError as exc:
+                raise UnsupportedTemplate(f"Fn::FindInMap {name}/{top}/{second}: no such entry") from exc
         if key == "Fn::If":
             name, when_true, when_false = argument
             return resolve(when_true if conditions[name] else when_false, context, conditions)

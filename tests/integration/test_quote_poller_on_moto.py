@@ -171,6 +171,18 @@ def test_the_templates_schedule_reaches_the_runner_with_its_retry_settings(
     assert schedule.next_fire_s == 60.0
 
 
+def test_the_poll_failures_alarm_spans_three_polls(
+    local_stack: LocalStack, poller_stack: PollerStack
+) -> None:
+    (alarm,) = local_stack.client("cloudwatch").describe_alarms(AlarmNames=[f"{STACK}-quote-poll-failures"])[
+        "MetricAlarms"
+    ]
+    # QuotePollMinutes=1: one poll a minute, so three one-minute periods.
+    assert (alarm["Period"], alarm["EvaluationPeriods"]) == (60, 3)
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "quote-poller"}]
+    assert alarm["AlarmActions"] == [poller_stack.outputs.AlarmTopicArn]
+
+
 def test_scheduled_polls_take_symbols_in_turn_and_send_each_quote_once(
     local_stack: LocalStack,
     poller_stack: PollerStack,
