@@ -61,11 +61,10 @@ class LocalStack:
         ]
 
 
-def start_local_stack(state_dir: Path, *parameters: str) -> LocalStack:
-    """`tickstream up` on a free port; `parameters` are template parameter overrides (Key=Value)."""
+def start_local_stack(state_dir: Path) -> LocalStack:
     port = free_local_port()
     env = clean_environment(TICKSTREAM_PORT=str(port), TICKSTREAM_STATE_DIR=str(state_dir))
-    done = run_cli(["up", "--shards", "4", *(a for p in parameters for a in ("--parameter", p))], env)
+    done = run_cli(["up", "--shards", "4"], env)
     if done.returncode != 0:
         raise RuntimeError(f"tickstream up failed:\n{done.stdout}\n{done.stderr}")
     endpoint = f"http://127.0.0.1:{port}"
