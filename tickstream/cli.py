@@ -204,15 +204,20 @@ def handler_environment(settings: Settings, outputs: StackOutputs) -> dict[str, 
     return environment
 
 
-def run_consumer(clients: AwsClients, outputs: StackOutputs, until_idle: bool) -> LocalRunner:
-    if not outputs.RunnerCheckpointsTableName:
-        raise fail("the stack has no runner checkpoints table: deploy it with `tickstream up`")
-    runner = LocalRunner(
+def local_runner(clients: AwsClients, settings: Settings, outputs: StackOutputs) -> LocalRunner:
+    """The runner of the stack's mappings and schedules, its handlers reaching the same local stack."""
+    return LocalRunner(
         clients.client,
         outputs.function_names(),
         outputs.RunnerCheckpointsTableName,
-        handler_environment(state.settings, outputs),
+        handler_environment(settings, outputs),
     )
+
+
+def run_consumer(clients: AwsClients, outputs: StackOutputs, until_idle: bool) -> LocalRunner:
+    if not outputs.RunnerCheckpointsTableName:
+        raise fail("the stack has no runner checkpoints table: deploy it with `tickstream up`")
+    runner = local_runner(clients, state.settings, outputs)
     stop = _install_stop_handlers("finishing the batches in flight, then stopping")
     try:
         runner.run(until_idle=until_idle, stop=stop)

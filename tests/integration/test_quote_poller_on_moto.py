@@ -28,7 +28,7 @@ from consumers.shard_reader import ShardReader, user_records
 from tests.support.iam_policies import granted, role_policies
 from tests.support.local_stack import LocalStack, run_cli
 from tickstream.aws_clients import AwsClients
-from tickstream.cli import handler_environment
+from tickstream.cli import local_runner
 from tickstream.settings import Settings
 from tickstream.stack import StackDeployer, StackOutputs
 
@@ -111,13 +111,7 @@ def serve(http_server: HTTPServer, symbol: str, answer: dict[str, Any]) -> None:
 
 def runner(stack: PollerStack, sources_file: Path) -> LocalRunner:
     settings = Settings.from_environment({**stack.env, "QUOTE_SOURCES_FILE": str(sources_file)})
-    outputs = stack.outputs
-    return LocalRunner(
-        AwsClients(settings).client,
-        frozenset({outputs.QuotePollerFunctionName}),
-        outputs.RunnerCheckpointsTableName,
-        handler_environment(settings, outputs),
-    )
+    return local_runner(AwsClients(settings), settings, stack.outputs)
 
 
 def poll_at(

@@ -17,10 +17,9 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from consumers.local_runner.runner import LocalRunner
 from tests.support.recorded_cli import record_handler_calls
 from tickstream.aws_clients import AwsClients
-from tickstream.cli import handler_environment
+from tickstream.cli import local_runner
 from tickstream.settings import Settings
 from tickstream.stack import StackDeployer
 
@@ -30,12 +29,7 @@ def main(start_s: float, steps: list[float], record: Path | None) -> None:
     settings = Settings.from_environment(os.environ)
     clients = AwsClients(settings)
     outputs = StackDeployer(clients.client("cloudformation"), settings.stack_name).outputs()
-    runner = LocalRunner(
-        clients.client,
-        outputs.function_names(),
-        outputs.RunnerCheckpointsTableName,
-        handler_environment(settings, outputs),
-    )
+    runner = local_runner(clients, settings, outputs)
     runner.start_schedules(start_s)
     for at in steps:
         runner.step_schedules(at)

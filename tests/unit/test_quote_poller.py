@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from market.ticks import Tick
 from producer.pipeline import ProduceStats
 from producer.quote_polling import (
-    PollRound,
     QuoteMark,
     QuotePoller,
     QuoteSourceConfig,
@@ -147,25 +146,28 @@ class Marks:
         self.saved.append(dict(marks))
 
 
-class CannedPoller(QuotePoller):
-    """Answers each symbol with one tick at a fixed time and id."""
+class CannedAnswers(RetryingHttp):
+    """Every symbol's answer is one quote of price 100 at 5 s after the epoch."""
 
-    def poll(self, symbols: Sequence[str] | None = None, deadline: float | None = None) -> PollRound:
-        found = PollRound([], [])
-        for symbol in symbols or ():
-            fresh, mark = fresh_ticks([tick(5_000, f"av:{symbol}:5000", symbol)], self.marks.get(symbol))
-            if fresh and mark is not None:
-                self.marks[symbol] = found.changed[symbol] = mark
-            found.ticks.extend(fresh)
-        return found
+    def get(self, url: str, params: Mapping[str, str], deadline: float | None = None) -> bytes:
+        return b'{"last": 100, "size": 0, "time": 5}'
 
 
-def canned(symbols: list[str]) -> CannedPoller:
+def canned(symbols: list[str]) -> QuotePoller:
+    """The real poller over canned answers: provider `av`, so ids read `av:<symbol>:5000`."""
     config = QuoteSourceConfig.from_mapping(
-        {"provider": "alphavantage", "symbols": symbols, "api_key_env": "K", "calls_per_minute": 5},
-        {"K": "k"},
+        {
+            "provider": "av",
+            "symbols": symbols,
+            "url": "http://quotes.invalid/{symbol}",
+            "price": "last",
+            "size": "size",
+            "time": "time",
+            "calls_per_minute": 5,
+        },
+        {},
     )
-    return CannedPoller(config, NoRequests())
+    return QuotePoller(config, CannedAnswers())
 
 
 def stats(read: int, accepted: int) -> ProduceStats:
