@@ -9,7 +9,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: demo test lint bench cost clean chromium package
+.PHONY: demo test lint bench cost clean chromium package build-AggregatorFunction build-ChartBuilderFunction build-QuotePollerFunction
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,17 @@ $(COMPOSE_SCHEMA): $(STAMP)
 	rm -rf $(VENV)/share/compose-wheel && mkdir -p $(VENV)/share/compose-wheel $(dir $(COMPOSE_SCHEMA))
 	$(BIN)/pip download --quiet --no-deps --dest $(VENV)/share/compose-wheel docker-compose==1.29.2
 	$(BIN)/python -c "import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read('compose/config/compose_spec.json'))" $(VENV)/share/compose-wheel/docker_compose-1.29.2-py2.py3-none-any.whl > $(COMPOSE_SCHEMA)
+
+# The SAM CLI, as AWS users run it, for the test that runs `sam validate --lint` and `sam build`.
+SAM_VENV := .venv-sam
+SAM_VERSION := 1.170.0
+SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_VERSION)
+
+$(SAM_STAMP):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==$(SAM_VERSION)
+	touch $(SAM_STAMP)
 
 $(CHECKOV_STAMP):
 	$(PYTHON) -m venv $(CHECKOV_VENV)
@@ -54,7 +65,18 @@ $(PACKAGED): $(STAMP) pyproject.toml tickstream/lambda_packages.py $(FUNCTION_SO
 
 package: $(PACKAGED)
 
-test: lint chromium $(CHECKOV_STAMP) $(COMPOSE_SCHEMA) $(PACKAGED)
+# `sam build` runs these (the template's Metadata: BuildMethod makefile, from this folder) with
+# ARTIFACTS_DIR set: each copies its `make package` folder, compiled libraries included.
+build-AggregatorFunction: $(PACKAGED)
+	cp -R build/aggregator/. "$(ARTIFACTS_DIR)"
+
+build-ChartBuilderFunction: $(PACKAGED)
+	cp -R build/charts/. "$(ARTIFACTS_DIR)"
+
+build-QuotePollerFunction: $(PACKAGED)
+	cp -R build/quote-poller/. "$(ARTIFACTS_DIR)"
+
+test: lint chromium $(CHECKOV_STAMP) $(SAM_STAMP) $(COMPOSE_SCHEMA) $(PACKAGED)
 	$(BIN)/pytest
 
 bench: $(STAMP)
@@ -66,4 +88,4 @@ cost: $(STAMP)
 
 clean:
 	-$(BIN)/tickstream down
-	rm -rf $(VENV) $(CHECKOV_VENV) build .tickstream .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(SAM_VENV) .aws-sam build .tickstream .pytest_cache .mypy_cache .ruff_cache

@@ -143,7 +143,7 @@ def measure() -> Usage:
         local.start()
         try:
             clients = AwsClients(settings)
-            outputs, _ = deploy_stack(clients, settings, shards=SHARDS)
+            outputs = deploy_stack(clients, settings, shards=SHARDS).outputs
             following, draining = Path(state) / "follow.json", Path(state) / "drain.json"
             runner = _consume(env, following, follow=True)
             market = SyntheticMarket(SYMBOLS, RATE, 7, int(time.time() * 1000), None, RUN_SECONDS)

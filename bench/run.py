@@ -124,7 +124,7 @@ def delivery_rows() -> list[Row]:
         local.start()
         try:
             clients = AwsClients(settings)
-            outputs, _ = deploy_stack(clients, settings, shards=4)
+            outputs = deploy_stack(clients, settings, shards=4).outputs
             kinesis = clients.client("kinesis")
             writer = KinesisStreamWriter(kinesis, outputs.StreamName)
             ticks = make_ticks(DELIVERY_TICKS)

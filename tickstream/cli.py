@@ -33,7 +33,7 @@ from producer.quote_polling import PollFailure, QuotePoller, QuoteSourceConfig, 
 from producer.sources import BadCsvRow, CsvReplay, Jump, SyntheticMarket
 from tickstream.aws_clients import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, AwsClients
 from tickstream.demo import read_stream, show_alerts, show_bars, show_landing
-from tickstream.deploy import deploy_stack
+from tickstream.deploy import deploy_stack, runner_checkpoints_table
 from tickstream.embedded_aws import EmbeddedAws, EmbeddedAwsError
 from tickstream.health import HEALTH_WINDOW_S, HealthReader, HealthReadError
 from tickstream.lambda_artifacts import ArtifactError
@@ -88,7 +88,10 @@ def _deployer(clients: AwsClients) -> StackDeployer:
 
 @app.command()
 def up(
-    shards: Annotated[int, typer.Option(min=1, max=500, help="Open shards of the tick stream.")] = 4,
+    shards: Annotated[
+        int | None,
+        typer.Option(min=1, max=500, help="Open shards of the tick stream (default: as deployed, else 4)."),
+    ] = None,
     parameter: Annotated[
         list[str] | None,
         typer.Option(help="Key=Value of a template parameter, e.g. QuotePollMinutes=1 (repeatable)."),
@@ -107,10 +110,16 @@ def up(
         raise fail("up deploys to a local stack; deploy to AWS with `sam build && sam deploy --guided`")
     clients = AwsClients(settings)
     try:
-        outputs, action = deploy_stack(clients, settings, shards, parameter or [])
+        deployment = deploy_stack(clients, settings, shards, parameter or [])
     except (StackError, ArtifactError) as exc:
         raise fail(str(exc)) from exc
-    out.print(f"stack {settings.stack_name} {action} on {settings.target}: stream {outputs.StreamName}")
+    for key, (before, after) in sorted(deployment.changed.items()):
+        what = "resharded the stream" if key == "ShardCount" else "changed"
+        out.print(f"{what}: {key} {before} -> {after}")
+    out.print(
+        f"stack {settings.stack_name} {deployment.action} on {settings.target}: "
+        f"stream {deployment.outputs.StreamName} ({deployment.parameters['ShardCount']} shards)"
+    )
 
 
 @app.command()
@@ -209,15 +218,16 @@ def local_runner(clients: AwsClients, settings: Settings, outputs: StackOutputs)
     return LocalRunner(
         clients.client,
         outputs.function_names(),
-        outputs.RunnerCheckpointsTableName,
+        runner_checkpoints_table(clients, settings),
         handler_environment(settings, outputs),
     )
 
 
 def run_consumer(clients: AwsClients, outputs: StackOutputs, until_idle: bool) -> LocalRunner:
-    if not outputs.RunnerCheckpointsTableName:
-        raise fail("the stack has no runner checkpoints table: deploy it with `tickstream up`")
-    runner = local_runner(clients, state.settings, outputs)
+    try:
+        runner = local_runner(clients, state.settings, outputs)
+    except StackError as exc:
+        raise fail(f"{exc}: the runner's checkpoints table is deployed by `tickstream up`") from exc
     stop = _install_stop_handlers("finishing the batches in flight, then stopping")
     try:
         runner.run(until_idle=until_idle, stop=stop)
@@ -541,7 +551,7 @@ def demo(
     rate: Annotated[float, typer.Option(min=1.0, help="Ticks per second.")] = 2000.0,
 ) -> None:
     """The main job end to end on the embedded default: up, produce, consume, bars checked against pandas."""
-    up(shards=4)
+    up(shards=None)
     clients = AwsClients(state.settings)
     outputs = _deployer(clients).outputs()
     market = SyntheticMarket(

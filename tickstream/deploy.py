@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -14,6 +16,7 @@ from tickstream.moto_gaps import (
     apply_alarm_gaps,
     apply_event_invoke_config_gaps,
     apply_s3_gaps,
+    apply_schedule_gaps,
     check_rules,
 )
 from tickstream.settings import Settings
@@ -26,8 +29,20 @@ from tickstream.stack import (
     translate_template,
 )
 
-# Parameters `up` sets itself: the shard count has its own option, the rest make the stack local.
-MANAGED_PARAMETERS = frozenset({"ShardCount", "LocalRunner", "SiteAccess"})
+# Parameters `up` sets itself: the shard count has its own option; the site is an S3 website locally.
+MANAGED_PARAMETERS = frozenset({"ShardCount", "SiteAccess"})
+
+
+def artifacts_stack_name(stack_name: str) -> str:
+    """The stack `up` deploys infra/artifacts.yaml as, beside the application's."""
+    return f"{stack_name}-artifacts"
+
+
+def runner_checkpoints_table(clients: AwsClients, settings: Settings) -> str:
+    """The local runner's checkpoints table, an output of the artifacts stack."""
+    artifacts = StackDeployer(clients.client("cloudformation"), artifacts_stack_name(settings.stack_name))
+    stack = artifacts.describe()
+    return output_values(stack).get("RunnerCheckpointsTableName", "")
 
 
 def parameter_overrides(pairs: Sequence[str], template: Mapping[str, Any]) -> dict[str, str]:
@@ -46,35 +61,94 @@ def parameter_overrides(pairs: Sequence[str], template: Mapping[str, Any]) -> di
     return overrides
 
 
+def check_parameters(declared: Mapping[str, Any], values: Mapping[str, str]) -> None:
+    """CloudFormation's checks of parameter values, with its messages, made before anything is created.
+
+    AllowedPattern must match the whole value, as CloudFormation matches it.
+    """
+    for key, value in values.items():
+        spec = declared[key]
+        if spec.get("Type") == "Number":
+            try:
+                number = float(value)
+            except ValueError:
+                raise StackError(f"Parameter '{key}' must be a number") from None
+            if "MinValue" in spec and number < float(spec["MinValue"]):
+                raise StackError(f"Parameter '{key}' must be a number not less than {spec['MinValue']}")
+            if "MaxValue" in spec and number > float(spec["MaxValue"]):
+                raise StackError(f"Parameter '{key}' must be a number not greater than {spec['MaxValue']}")
+        if "MinLength" in spec and len(value) < int(spec["MinLength"]):
+            raise StackError(f"Parameter '{key}' must contain at least {spec['MinLength']} characters")
+        if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
+            raise StackError(f"Parameter '{key}' must contain at most {spec['MaxLength']} characters")
+        allowed = [str(a) for a in spec.get("AllowedValues", [])]
+        if allowed and value not in allowed:
+            raise StackError(f"Parameter '{key}' must be one of AllowedValues: {', '.join(allowed)}")
+        pattern = spec.get("AllowedPattern")
+        if pattern is not None and re.fullmatch(pattern, value) is None:
+            raise StackError(f"Parameter '{key}' must match pattern {pattern}")
+
+
+def stack_parameters(
+    declared: Mapping[str, Any], given: Mapping[str, str], deployed: Mapping[str, str]
+) -> dict[str, str]:
+    """Every parameter's value: given now, else as deployed (CloudFormation's UsePreviousValue), else
+    the template's default; so a plain `up` changes nothing that an earlier `up` set."""
+    values = {}
+    for key, spec in declared.items():
+        if key in given:
+            values[key] = given[key]
+        elif key in deployed:
+            values[key] = deployed[key]
+        elif "Default" in spec:
+            values[key] = str(spec["Default"])
+    return values
+
+
+@dataclass(frozen=True)
+class Deployment:
+    outputs: StackOutputs
+    action: str  # created, updated or unchanged
+    parameters: dict[str, str]  # as deployed
+    changed: dict[str, tuple[str, str]]  # parameter -> (before, after), on an update
+
+
 def deploy_stack(
-    clients: AwsClients, settings: Settings, shards: int, overrides: Sequence[str] = ()
-) -> tuple[StackOutputs, str]:
-    """Deploys to the local stack (embedded moto or AWS_ENDPOINT_URL), with the runner's checkpoints table."""
+    clients: AwsClients, settings: Settings, shards: int | None = None, overrides: Sequence[str] = ()
+) -> Deployment:
+    """Deploys to the local stack (embedded moto or AWS_ENDPOINT_URL), with the runner's checkpoints table.
+
+    `shards` None keeps the deployed shard count (the template's default on a new stack).
+    """
     sam = load_template(settings.template_path)
+    declared = sam.get("Parameters", {})
+    given = parameter_overrides(overrides, sam)
+    if shards is not None:
+        given["ShardCount"] = str(shards)
     # Locally the site is an S3 website: the page is readable at <endpoint>/<bucket>/index.html.
-    parameters = {
-        **parameter_overrides(overrides, sam),
-        "ShardCount": str(shards),
-        "LocalRunner": "true",
-        "SiteAccess": "s3-website",
-    }
+    given["SiteAccess"] = "s3-website"
+    cloudformation = clients.client("cloudformation")
+    deployer = StackDeployer(cloudformation, settings.stack_name)
+    deployed = deployer.deployed_parameters()
+    parameters = stack_parameters(declared, given, deployed)
+    check_parameters(declared, parameters)
     # CloudFormation checks the template's Rules before it creates anything; moto does not.
     check_rules(sam, _context(sam, parameters, {}, settings, ""))
-    cloudformation = clients.client("cloudformation")
     artifacts_template = load_template(settings.template_path.with_name("artifacts.yaml"))
-    artifacts, _ = StackDeployer(cloudformation, f"{settings.stack_name}-artifacts").deploy(
+    artifacts, _ = StackDeployer(cloudformation, artifacts_stack_name(settings.stack_name)).deploy(
         artifacts_template, {}
     )
     bucket = output_values(artifacts)["ArtifactsBucketName"]
     key = upload_code(clients.client("s3"), bucket, build_code_zip())
     point_functions_at(sam, bucket, key)
     template = translate_template(sam, settings.region)
-    stack, action = StackDeployer(cloudformation, settings.stack_name).deploy(template, parameters)
+    stack, action = deployer.deploy(template, parameters)
     # Any local endpoint: the embedded moto, moto in docker-compose, or an emulator whose own
     # CloudFormation already applied these (they are then set again to the same values).
     if settings.endpoint_url is not None:
         _apply_what_moto_skipped(clients, settings, template, parameters)
-    return StackOutputs.from_stack(stack), action
+    changed = {k: (deployed[k], v) for k, v in parameters.items() if k in deployed and deployed[k] != v}
+    return Deployment(StackOutputs.from_stack(stack), action, parameters, changed)
 
 
 def _context(
@@ -112,3 +186,4 @@ def _apply_what_moto_skipped(
     apply_s3_gaps(template, context, clients.client("s3"))
     apply_alarm_gaps(template, context, clients.client("cloudwatch"))
     apply_event_invoke_config_gaps(template, context, clients.client("lambda"))
+    apply_schedule_gaps(template, context, clients.client("events"))

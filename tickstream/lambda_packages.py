@@ -51,6 +51,7 @@ class PackagingError(RuntimeError):
 @dataclass(frozen=True)
 class FunctionPackage:
     name: str
+    logical_id: str  # the template's resource, whose `sam build` target copies this package
     handler: str
     sources: tuple[str, ...]  # our packages, as paths under the project root
     requirements: tuple[str, ...]  # distribution names; their specifiers come from pyproject.toml
@@ -65,6 +66,7 @@ class FunctionPackage:
 
 AGGREGATOR = FunctionPackage(
     "aggregator",
+    "AggregatorFunction",
     "consumers.aggregate.handler.handler",
     ("market", "consumers/__init__.py", "consumers/aggregate"),
     ("aws-lambda-powertools", "aws-xray-sdk", "orjson", "protobuf"),
@@ -72,6 +74,7 @@ AGGREGATOR = FunctionPackage(
 )
 CHART_BUILDER = FunctionPackage(
     "charts",
+    "ChartBuilderFunction",
     "charts.handler.handler",
     ("market", "consumers/__init__.py", "consumers/aggregate", "charts", "alerts", "webclients"),
     (
@@ -88,6 +91,7 @@ CHART_BUILDER = FunctionPackage(
 # tzdata: zoneinfo's fallback where the runtime has no /usr/share/zoneinfo (intraday quotes carry a zone).
 QUOTE_POLLER = FunctionPackage(
     "quote-poller",
+    "QuotePollerFunction",
     "quote_poller.handler.handler",
     ("market", "producer", "webclients", "quote_poller"),
     ("aws-lambda-powertools", "aws-xray-sdk", "orjson", "protobuf", "requests", "PyYAML", "tzdata"),

@@ -1,9 +1,10 @@
 """Template resources moto's CloudFormation skips, applied from the same template.
 
 moto 5.2's CloudFormation creates an S3 bucket with its encryption and tags only: bucket
-policies and website configurations in the template are dropped without a word, and it has no
-model for AWS::CloudWatch::Alarm or AWS::Lambda::EventInvokeConfig at all. Against a local
-endpoint, `tickstream up` applies them through the S3, CloudWatch and Lambda APIs, with their
+policies and website configurations in the template are dropped without a word, it has no
+model for AWS::CloudWatch::Alarm or AWS::Lambda::EventInvokeConfig at all, and a stack update
+keeps a schedule rule's first expression. Against a local
+endpoint, `tickstream up` applies them through the S3, CloudWatch, Lambda and EventBridge APIs, with their
 values resolved from the deployed stack, so the template stays the one description of them.
 An intrinsic this resolver does not know is an error, never a guess.
 """
@@ -264,3 +265,27 @@ def apply_event_invoke_config_gaps(
     except (ClientError, BotoCoreError) as exc:
         raise StackError(f"setting the invoke configs moto's CloudFormation skipped: {exc}") from exc
     return functions
+
+
+def apply_schedule_gaps(template: Mapping[str, Any], context: StackContext, events: Any) -> list[str]:
+    """Sets each scheduled rule's expression and state as the template says; returns the rules set.
+
+    moto's CloudFormation keeps an existing rule's expression on a stack update, so a changed
+    QuotePollMinutes would otherwise leave the local schedule at its first rate.
+    """
+    rules = []
+    try:
+        for logical, _, properties in _deployed(template, context, ("AWS::Events::Rule",)):
+            if "ScheduleExpression" not in properties:
+                continue
+            name = context.physical_ids[logical]
+            events.put_rule(
+                Name=name,
+                ScheduleExpression=properties["ScheduleExpression"],
+                State=properties.get("State", "ENABLED"),
+                **({"Description": properties["Description"]} if "Description" in properties else {}),
+            )
+            rules.append(name)
+    except (ClientError, BotoCoreError) as exc:
+        raise StackError(f"setting the schedules moto's CloudFormation kept: {exc}") from exc
+    return rules

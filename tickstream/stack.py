@@ -48,7 +48,6 @@ class StackOutputs:
     ChartBuilderFunctionName: str
     AlarmTopicArn: str
     AlertStateTableName: str
-    RunnerCheckpointsTableName: str = ""  # only where the stack was deployed with LocalRunner=true
     QuotePollerFunctionName: str = ""  # only with QuotePollMinutes > 0
     QuoteStateTableName: str = ""
 
@@ -104,6 +103,16 @@ class StackDeployer:
 
     def outputs(self) -> StackOutputs:
         return StackOutputs.from_stack(self.describe())
+
+    def deployed_parameters(self) -> dict[str, str]:
+        """The stack's parameter values as deployed; none when there is no stack yet."""
+        try:
+            stack = self.describe()
+        except StackNotFound:
+            return {}
+        if stack["StackStatus"] == "ROLLBACK_COMPLETE":
+            return {}
+        return {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
 
     def deploy(self, template: dict[str, Any], parameters: dict[str, str]) -> tuple[dict[str, Any], str]:
         """Creates or updates the stack; unchanged template and parameters change nothing.

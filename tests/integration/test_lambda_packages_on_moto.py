@@ -1,8 +1,11 @@
-"""The artifacts `make package` builds run as Lambda would run them, against a real moto server.
+"""The Lambda artifacts run as Lambda would run them, against a real moto server.
 
-Each zip is unpacked into an empty folder and its handler invoked by a Python that sees only
-that folder, the standard library and the runtime's own boto3: a module missing from the
-artifact, or a wheel built for the wrong platform, fails here instead of on AWS.
+Two ways in, both tested: the zips `make package` builds (unpacked into an empty folder), and the
+folders `sam build` makes from infra/template.yaml as a SAM user runs it (the SAM CLI lives in
+.venv-sam). Each handler, named as the built template names it, is invoked by a Python that sees
+only that folder, the standard library and the runtime's own boto3: a module missing from the
+artifact, a compiled library left behind, or a wheel built for the wrong platform fails here
+instead of on AWS.
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +36,14 @@ from tickstream.lambda_packages import (
     QUOTE_POLLER,
     FunctionPackage,
 )
-from tickstream.settings import PROJECT_ROOT
-from tickstream.stack import StackDeployer, StackOutputs
+from tickstream.settings import PROJECT_ROOT, TEMPLATE_PATH
+from tickstream.stack import StackDeployer, StackOutputs, load_template
 
 pytestmark = pytest.mark.integration
 
 BUILD = PROJECT_ROOT / "build"
 RUNNER = Path(__file__).parent.parent / "support" / "run_packaged_handler.py"
+SAM = PROJECT_ROOT / ".venv-sam" / "bin" / "sam"
 # The import names of what every Lambda Python runtime already has (RUNTIME_PROVIDED's modules).
 RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 
@@ -47,6 +54,53 @@ def _unpacked(function: FunctionPackage, into: Path) -> Path:
     task = into / function.name
     with zipfile.ZipFile(archive) as unzip:
         unzip.extractall(task)
+    return task
+
+
+def _sam(args: list[str], cwd: Path) -> str:
+    assert SAM.exists(), "`make test` installs the SAM CLI into .venv-sam"
+    done = subprocess.run(
+        [str(SAM), *args],
+        cwd=cwd,
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def sam_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`sam validate --lint` and `sam build` of the template, run from the project root as documented."""
+    assert "is a valid SAM Template" in _sam(["validate", "--lint", "-t", str(TEMPLATE_PATH)], PROJECT_ROOT)
+    build = tmp_path_factory.mktemp("sam") / "build"
+    built = _sam(["build", "-t", str(TEMPLATE_PATH), "--build-dir", str(build)], PROJECT_ROOT)
+    assert "Build Succeeded" in built
+    return build
+
+
+@dataclass(frozen=True)
+class Task:
+    folder: Path
+    handler: str
+    source: str  # short, for names that must differ between the two ways in
+
+
+@pytest.fixture(params=["make-package-zip", "sam-build"])
+def artifact(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[FunctionPackage], Task]:
+    """How a function's code reaches Lambda: an unpacked `make package` zip, or `sam build`'s folder."""
+
+    def task(function: FunctionPackage) -> Task:
+        if request.param == "make-package-zip":
+            return Task(_unpacked(function, tmp_path), function.handler, "zip")
+        build: Path = request.getfixturevalue("sam_build")
+        resource = load_template(build / "template.yaml")["Resources"][function.logical_id]
+        assert resource["Properties"]["CodeUri"] == function.logical_id
+        return Task(build / function.logical_id, resource["Properties"]["Handler"], "sam")
+
     return task
 
 
@@ -136,7 +190,10 @@ def test_artifacts_are_within_lambdas_limits_and_leave_out_the_runtimes_packages
 
 
 def test_packaged_handlers_aggregate_and_draw_from_the_artifacts_alone(
-    local_stack: LocalStack, pkg_stack: StackOutputs, tmp_path: Path
+    local_stack: LocalStack,
+    pkg_stack: StackOutputs,
+    tmp_path: Path,
+    artifact: Callable[[FunctionPackage], Task],
 ) -> None:
     outputs = pkg_stack
     runtime = _runtime(tmp_path)
@@ -179,23 +236,23 @@ def test_packaged_handlers_aggregate_and_draw_from_the_artifacts_alone(
             for r in records
         ]
     }
-    aggregator = _unpacked(AGGREGATOR, tmp_path)
+    aggregator = artifact(AGGREGATOR)
     aggregated = _invoke(
-        aggregator,
+        aggregator.folder,
         runtime,
-        AGGREGATOR.handler,
+        aggregator.handler,
         kinesis_event,
         lambda_env,
         ["orjson", "google.protobuf", "boto3"],
     )
     assert aggregated["answer"] == {"batchItemFailures": []}
-    assert aggregated["origins"]["orjson"].startswith(str(aggregator))
-    assert aggregated["origins"]["google.protobuf"].startswith(str(aggregator))
+    assert aggregated["origins"]["orjson"].startswith(str(aggregator.folder))
+    assert aggregated["origins"]["google.protobuf"].startswith(str(aggregator.folder))
     assert aggregated["origins"]["boto3"].startswith(str(runtime))
     bars = BarsTable(local_stack.client("dynamodb"), outputs.BarsTableName).query_bars("PKG", "1m", 1000)
     assert sum(b.acc.trades for b in bars if b.acc is not None) == 500
 
-    charts = _unpacked(CHART_BUILDER, tmp_path)
+    charts = artifact(CHART_BUILDER)
     bar_changes = {
         "Records": [
             {
@@ -208,28 +265,33 @@ def test_packaged_handlers_aggregate_and_draw_from_the_artifacts_alone(
         ]
     }
     modules = ["numpy", "mplfinance", "requests", "yaml"]
-    drawn = _invoke(charts, runtime, CHART_BUILDER.handler, bar_changes, lambda_env, modules)
+    drawn = _invoke(charts.folder, runtime, charts.handler, bar_changes, lambda_env, modules)
     assert drawn["answer"] == {"batchItemFailures": []}
-    assert drawn["origins"]["numpy"].startswith(str(charts))
-    assert drawn["origins"]["mplfinance"].startswith(str(charts))
-    assert drawn["origins"]["requests"].startswith(str(charts))
-    assert (charts / "alerts" / "rules.yaml").exists()
+    assert drawn["origins"]["numpy"].startswith(str(charts.folder))
+    assert drawn["origins"]["mplfinance"].startswith(str(charts.folder))
+    assert drawn["origins"]["requests"].startswith(str(charts.folder))
+    assert (charts.folder / "alerts" / "rules.yaml").exists()
     png = local_stack.client("s3").get_object(Bucket=outputs.SiteBucketName, Key="charts/PKG/1m.png")["Body"]
     assert png.read().startswith(b"\x89PNG\r\n\x1a\n")
 
 
 def test_packaged_quote_poller_puts_a_quote_with_its_key_from_secrets_manager(
-    local_stack: LocalStack, tmp_path: Path, http_server: HTTPServer
+    local_stack: LocalStack,
+    tmp_path: Path,
+    http_server: HTTPServer,
+    artifact: Callable[[FunctionPackage], Task],
 ) -> None:
+    poller = artifact(QUOTE_POLLER)
+    stack = f"pkgpoll-{poller.source}"
     key = "key-in-secrets-manager-99"
     secret = local_stack.client("secretsmanager").create_secret(
-        Name="tickstream/pkgpoll-key", SecretString=key
+        Name=f"tickstream/{stack}-key", SecretString=key
     )
-    env = {**local_stack.env, "TICKSTREAM_STACK": "pkgpoll"}
-    parameters = ["QuotePollMinutes=5", "QuoteApiKeySecret=tickstream/pkgpoll-key"]
+    env = {**local_stack.env, "TICKSTREAM_STACK": stack}
+    parameters = ["QuotePollMinutes=5", f"QuoteApiKeySecret=tickstream/{stack}-key"]
     deployed = run_cli(["up", "--shards", "1", *(a for p in parameters for a in ("--parameter", p))], env)
     assert deployed.returncode == 0, deployed.stderr
-    outputs = StackDeployer(local_stack.client("cloudformation"), "pkgpoll").outputs()
+    outputs = StackDeployer(local_stack.client("cloudformation"), stack).outputs()
     http_server.expect_request(
         "/query", query_string={"function": "GLOBAL_QUOTE", "symbol": "PKGQ", "apikey": key}
     ).respond_with_json(
@@ -251,19 +313,18 @@ def test_packaged_quote_poller_puts_a_quote_with_its_key_from_secrets_manager(
         "STREAM_NAME": outputs.StreamName,
         "QUOTE_STATE_TABLE": outputs.QuoteStateTableName,
         "QUOTE_POLL_MINUTES": "5",
-        "QUOTE_API_KEY_SECRET": "tickstream/pkgpoll-key",
+        "QUOTE_API_KEY_SECRET": f"tickstream/{stack}-key",
         "QUOTE_SOURCES_FILE": str(sources),
         "POWERTOOLS_SERVICE_NAME": "quote-poller",
-        "POWERTOOLS_METRICS_NAMESPACE": "tickstream/pkgpoll",
+        "POWERTOOLS_METRICS_NAMESPACE": f"tickstream/{stack}",
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
     scheduled = {"detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-11-24T06:05:00Z"}
-    poller = _unpacked(QUOTE_POLLER, tmp_path)
     modules = ["requests", "yaml", "orjson", "google.protobuf", "tzdata", "boto3"]
-    polled = _invoke(poller, _runtime(tmp_path), QUOTE_POLLER.handler, scheduled, lambda_env, modules)
+    polled = _invoke(poller.folder, _runtime(tmp_path), poller.handler, scheduled, lambda_env, modules)
     assert polled["answer"] == {"symbols": ["PKGQ"], "ticks_sent": 1, "failures": {}}
     for module in modules[:-1]:
-        assert polled["origins"][module].startswith(str(poller)), module
+        assert polled["origins"][module].startswith(str(poller.folder)), module
     assert polled["origins"]["boto3"].startswith(str(tmp_path / "runtime"))
     kinesis = local_stack.client("kinesis")
     iterator = kinesis.get_shard_iterator(
@@ -275,6 +336,6 @@ def test_packaged_quote_poller_puts_a_quote_with_its_key_from_secrets_manager(
     policies = role_policies(local_stack, outputs.QuotePollerFunctionName)
     assert granted(policies, "secretsmanager:GetSecretValue", secret["ARN"])
     assert not granted(
-        policies, "secretsmanager:GetSecretValue", secret["ARN"].replace("pkgpoll-key", "other-key")
+        policies, "secretsmanager:GetSecretValue", secret["ARN"].replace(f"{stack}-key", "other-key")
     )
     assert not granted(policies, "ssm:GetParameter", "arn:aws:ssm:us-east-1:123456789012:parameter/x")

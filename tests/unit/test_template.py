@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tickstream.deploy import parameter_overrides
+from tickstream.deploy import check_parameters, parameter_overrides, stack_parameters
 from tickstream.moto_gaps import RuleBroken, StackContext, check_rules
 from tickstream.settings import PROJECT_ROOT, TEMPLATE_PATH
 from tickstream.stack import StackError, load_template
@@ -112,11 +112,48 @@ def test_up_overrides_only_parameters_the_template_has_and_does_not_set_itself()
     for pair, problem in [
         ("QuotePollMinutes", "expected Key=Value"),
         ("NoSuchParameter=1", "no such parameter"),
-        ("LocalRunner=false", "set by `tickstream up` itself"),
+        ("LocalRunner=false", "no such parameter"),
         ("ShardCount=2", "set by `tickstream up` itself"),
+        ("SiteAccess=cloudfront", "set by `tickstream up` itself"),
     ]:
         with pytest.raises(StackError, match=re.escape(problem)):
             parameter_overrides([pair], template)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("TumblingWindowSeconds", "5000", "'TumblingWindowSeconds' must be a number not greater than 900"),
+        ("TumblingWindowSeconds", "-1", "Parameter 'TumblingWindowSeconds' must be a number not less than 0"),
+        ("TumblingWindowSeconds", "sixty", "Parameter 'TumblingWindowSeconds' must be a number"),
+        ("ShardCount", "0", "Parameter 'ShardCount' must be a number not less than 1"),
+        ("AlertEmail", "notanemail", "Parameter 'AlertEmail' must match pattern ^$|^[^@\\s]+@[^@\\s]+$"),
+        ("BarIntervals", "2m", "Parameter 'BarIntervals' must match pattern"),
+        # The pattern must match the whole value, as CloudFormation matches it.
+        ("BarIntervals", "1m,5m,", "Parameter 'BarIntervals' must match pattern"),
+        ("QuotePollMinutes", "3", "Parameter 'QuotePollMinutes' must be one of AllowedValues: 0, 1, 2, 5"),
+        ("SiteAccess", "ftp", "Parameter 'SiteAccess' must be one of AllowedValues: cloudfront, s3-website"),
+    ],
+)
+def test_parameter_values_are_checked_as_cloudformation_checks_them(
+    key: str, value: str, message: str
+) -> None:
+    declared = load_template(TEMPLATE_PATH)["Parameters"]
+    defaults = stack_parameters(declared, {}, {})
+    check_parameters(declared, defaults)
+    with pytest.raises(StackError, match=re.escape(message)):
+        check_parameters(declared, {**defaults, key: value})
+
+
+def test_unstated_parameters_keep_their_deployed_values_then_the_defaults() -> None:
+    declared = load_template(TEMPLATE_PATH)["Parameters"]
+    deployed = {"ShardCount": "2", "TumblingWindowSeconds": "30", "BarIntervals": "1m,1h"}
+    values = stack_parameters(declared, {"BarIntervals": "1m"}, deployed)
+    assert values["ShardCount"] == "2"
+    assert values["TumblingWindowSeconds"] == "30"
+    assert values["BarIntervals"] == "1m"
+    assert values["MaximumRecordAgeSeconds"] == "21600"
+    assert set(values) == set(declared)
 
 
 def test_the_templates_rules_refuse_two_sources_of_the_quote_api_key_before_deploying() -> None:

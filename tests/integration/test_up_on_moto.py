@@ -1,0 +1,87 @@
+"""`tickstream up` behaves as CloudFormation does: parameters left unstated keep their deployed
+values, bad values are refused before anything is created, and the local stack follows its
+template (mapping, schedule) after every update."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.local_stack import LocalStack, run_cli
+from tickstream.stack import StackDeployer, StackNotFound
+
+pytestmark = pytest.mark.integration
+
+
+def _up(local_stack: LocalStack, stack: str, *args: str) -> str:
+    done = run_cli(["up", *args], {**local_stack.env, "TICKSTREAM_STACK": stack})
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _parameters(local_stack: LocalStack, stack: str) -> dict[str, str]:
+    return StackDeployer(local_stack.client("cloudformation"), stack).deployed_parameters()
+
+
+def _open_shards(local_stack: LocalStack, stack: str) -> int:
+    outputs = StackDeployer(local_stack.client("cloudformation"), stack).outputs()
+    shards = local_stack.client("kinesis").list_shards(StreamName=outputs.StreamName)["Shards"]
+    return sum(1 for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"])
+
+
+def _aggregator_mapping(local_stack: LocalStack, stack: str) -> dict[str, Any]:
+    outputs = StackDeployer(local_stack.client("cloudformation"), stack).outputs()
+    (mapping,) = local_stack.client("lambda").list_event_source_mappings(
+        FunctionName=outputs.AggregatorFunctionName
+    )["EventSourceMappings"]
+    return dict(mapping)
+
+
+def test_a_plain_up_keeps_the_shards_and_parameters_an_earlier_up_set(local_stack: LocalStack) -> None:
+    _up(local_stack, "keep", "--shards", "2", "--parameter", "TumblingWindowSeconds=30")
+    again = _up(local_stack, "keep")
+    assert "unchanged" in again
+    assert "(2 shards)" in again
+    assert _parameters(local_stack, "keep")["ShardCount"] == "2"
+    assert _parameters(local_stack, "keep")["TumblingWindowSeconds"] == "30"
+    assert _open_shards(local_stack, "keep") == 2
+    assert _aggregator_mapping(local_stack, "keep")["TumblingWindowInSeconds"] == 30
+
+    changed = _up(local_stack, "keep", "--parameter", "TumblingWindowSeconds=45")
+    assert "changed: TumblingWindowSeconds 30 -> 45" in changed
+    assert _aggregator_mapping(local_stack, "keep")["TumblingWindowInSeconds"] == 45
+
+    resharded = _up(local_stack, "keep", "--shards", "3")
+    assert "resharded the stream: ShardCount 2 -> 3" in resharded
+    assert _open_shards(local_stack, "keep") == 3
+    assert _parameters(local_stack, "keep")["TumblingWindowSeconds"] == "45"
+
+
+def test_a_changed_poll_rate_reaches_the_schedule_rule(local_stack: LocalStack) -> None:
+    _up(local_stack, "rate", "--shards", "1", "--parameter", "QuotePollMinutes=5")
+    _up(local_stack, "rate", "--parameter", "QuotePollMinutes=10")
+    (rule,) = local_stack.client("events").list_rules(NamePrefix="rate-")["Rules"]
+    assert rule["ScheduleExpression"] == "rate(10 minutes)"
+
+
+@pytest.mark.parametrize(
+    ("parameter", "message"),
+    [
+        ("AlertEmail=notanemail", "Parameter 'AlertEmail' must match pattern"),
+        ("TumblingWindowSeconds=5000", "'TumblingWindowSeconds' must be a number not greater than 900"),
+        ("BarIntervals=2m", "Parameter 'BarIntervals' must match pattern"),
+        ("QuotePollMinutes=3", "Parameter 'QuotePollMinutes' must be one of AllowedValues"),
+    ],
+)
+def test_bad_parameter_values_are_refused_before_anything_is_created(
+    local_stack: LocalStack, parameter: str, message: str
+) -> None:
+    stack = "refused"
+    done = run_cli(["up", "--parameter", parameter], {**local_stack.env, "TICKSTREAM_STACK": stack})
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    for name in (stack, f"{stack}-artifacts"):
+        with pytest.raises(StackNotFound):
+            StackDeployer(local_stack.client("cloudformation"), name).describe()
