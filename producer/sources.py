@@ -10,8 +10,8 @@ import csv
 import hashlib
 import math
 import random
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -68,6 +68,9 @@ class SyntheticMarket:
     annual_volatility: float = 0.4
     annual_drift: float = 0.05
     jumps: tuple[Jump, ...] = ()
+    # Where each symbol's price stands (the last bar's close): a new run continues from there
+    # instead of drawing a fresh price, so two runs never mix unrelated paths in one bar.
+    start_prices: Mapping[str, Decimal] = field(default_factory=dict)
 
     def _jump_ms(self, jump: Jump) -> float:
         return self.start_ms + jump.after_s * 1000
@@ -82,7 +85,8 @@ class SyntheticMarket:
         if self.rate <= 0:
             raise ValueError("rate must be greater than 0 ticks/s")
         rng = random.Random(self.seed)
-        prices = {s: rng.uniform(20.0, 600.0) for s in self.symbols}
+        drawn = {s: rng.uniform(20.0, 600.0) for s in self.symbols}  # drawn always: same seed, same ids
+        prices = {s: float(self.start_prices.get(s, drawn[s])) for s in self.symbols}
         last_ms = dict.fromkeys(self.symbols, float(self.start_ms))
         weights = [rng.uniform(0.5, 2.0) for _ in self.symbols]
         run_id = self.run_id()

@@ -5,12 +5,15 @@ Used by the demo and the tests to check the aggregator; the aggregator itself ne
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import pandas as pd
+from aws_kinesis_agg.deaggregator import iter_deaggregate_records
 
-from consumers.aggregate.logic import RawRecord, explode
+from consumers.shard_reader import StreamRecord
 from market.bars import INTERVAL_SECONDS, VWAP_QUANTUM, BarAccumulator
 
 # (symbol, price, size, ts_ms, sequence, sub_sequence)
@@ -64,20 +67,34 @@ def reference_bars(
     return result
 
 
-def reference_from_records(
-    records: Iterable[RawRecord], intervals: Sequence[str]
+def reference_from_stream(
+    records: Iterable[StreamRecord], intervals: Sequence[str]
 ) -> dict[tuple[str, str, int], ReferenceBar]:
-    """The reference over what a stream holds: the first copy of each tick id, by stream position."""
+    """The reference over what a stream holds: the first copy of each tick id, by stream position.
+
+    Decoded apart from the aggregator: awslabs' deaggregator and the standard library's json, so a
+    decoding bug of ours cannot hide in both the bars and their reference.
+    """
     seen: set[str] = set()
     rows: list[ReferenceTick] = []
     for record in records:
-        ticks, _ = explode([record])
-        for index in range(len(ticks)):
-            tick = ticks.tick(index)
-            if tick.id is not None:
-                if tick.id in seen:
+        boto3_shaped = {
+            "SequenceNumber": record.sequence_number,
+            "PartitionKey": record.partition_key,
+            "ApproximateArrivalTimestamp": record.arrival,
+            "Data": record.data,
+        }
+        user_records = iter_deaggregate_records(boto3_shaped, data_format="Boto3")
+        for sub, user in enumerate(user_records):
+            kinesis = user["kinesis"]
+            data = base64.b64decode(kinesis["data"]) if kinesis.get("aggregated") else kinesis["data"]
+            tick = json.loads(data, parse_float=Decimal, parse_int=Decimal)
+            tick_id = tick.get("id")
+            if tick_id is not None:
+                if tick_id in seen:
                     continue
-                seen.add(tick.id)
-            sequence, sub = ticks.position(index)
-            rows.append((tick.symbol, tick.price, tick.size, tick.ts_ms, sequence, sub))
+                seen.add(tick_id)
+            size = tick.get("size", Decimal(0))
+            position = (int(record.sequence_number), sub)
+            rows.append((tick["symbol"], tick["price"], size, int(tick["ts"]), *position))
     return reference_bars(rows, intervals)

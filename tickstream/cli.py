@@ -9,8 +9,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -414,6 +415,29 @@ def _install_stop_handlers(finishing: str = "stopping") -> threading.Event:
     return stop
 
 
+def where_prices_stand(
+    clients: AwsClients, outputs: StackOutputs, symbols: Sequence[str]
+) -> dict[str, tuple[Decimal, int]]:
+    """Each symbol's last 1m close and the time of its last tick: where a new synthetic run goes on."""
+    table = BarsTable(clients.client("dynamodb"), outputs.BarsTableName)
+    standing = {}
+    try:
+        for symbol in symbols:
+            newest = table.query_bars(symbol, "1m", 1)
+            if newest and newest[0].acc is not None:
+                standing[symbol] = (newest[0].acc.close, newest[0].acc.last_ts)
+    except BarsTableError as exc:
+        raise fail(str(exc)) from exc
+    return standing
+
+
+def _noting_prices(ticks: Iterator[Tick], prices: dict[str, Decimal]) -> Iterator[Tick]:
+    """Passes ticks on, keeping each symbol's last price: where the next run starts."""
+    for tick in ticks:
+        prices[tick.symbol] = tick.price
+        yield tick
+
+
 def _summary(stats: ProduceStats) -> str:
     rate = stats.ticks_accepted / stats.elapsed_s if stats.elapsed_s > 0 else 0.0
     errors = ", ".join(f"{code} x{n}" for code, n in sorted(stats.entry_errors.items()))
@@ -497,7 +521,7 @@ def produce(
     """Push ticks into the stream; exits non-zero if any tick was not accepted."""
     clients = AwsClients(state.settings)
     try:
-        stream_name = _deployer(clients).outputs().StreamName
+        outputs = _deployer(clients).outputs()
     except StackError as exc:
         raise fail(str(exc)) from exc
     options = ProduceOptions(
@@ -512,14 +536,17 @@ def produce(
             jumps = tuple(Jump.parse(j) for j in jump or [])
         except ValueError as exc:
             raise fail(f"--jump: {exc}") from exc
+        names = [s.strip() for s in symbols.split(",") if s.strip()]
+        standing = where_prices_stand(clients, outputs, names)
         market = SyntheticMarket(
-            [s.strip() for s in symbols.split(",") if s.strip()],
+            names,
             rate,
             seed,
             _start_ms(start),
             count,
             duration,
             jumps=jumps,
+            start_prices={symbol: close for symbol, (close, _) in standing.items()},
         )
         ticks = market.ticks()
         total = count if count is not None else (int(duration * rate) if duration is not None else None)
@@ -531,7 +558,7 @@ def produce(
     else:
         raise fail(f"--source {source!r}: expected 'synthetic', 'csv:<path>' or 'http:<config>'")
     try:
-        stats = run_producer(ticks, options, clients, stream_name, total, stop)
+        stats = run_producer(ticks, options, clients, outputs.StreamName, total, stop)
     except (BadCsvRow, InvalidTick, OSError) as exc:
         raise fail(str(exc)) from exc
     except KinesisError as exc:
@@ -554,33 +581,52 @@ def demo(
     up(shards=None)
     clients = AwsClients(state.settings)
     outputs = _deployer(clients).outputs()
+    symbols = DEFAULT_SYMBOLS.split(",")
+    seed, now_ms = int(time.time()), _start_ms(None)
+    standing = where_prices_stand(clients, outputs, symbols)
+    # History only where the stack has none yet: a second demo continues the first one's prices
+    # and never writes a second, unrelated path into bars that already exist.
+    history_start = max([now_ms - HISTORY_MS, *(ts + 1 for _, ts in standing.values())])
+    prices = {symbol: close for symbol, (close, _) in standing.items()}
+    stop = _install_stop_handlers("flushing buffered ticks, then stopping")
+    backfill_complete = True
+    if history_start < now_ms:
+        history = SyntheticMarket(
+            symbols,
+            HISTORY_RATE,
+            seed=seed,
+            start_ms=history_start,
+            duration_s=(now_ms - history_start) / 1000,
+            start_prices=dict(prices),
+        )
+        out.print(
+            f"backfilling {(now_ms - history_start) / 60_000:,.0f} min of history at "
+            f"{HISTORY_RATE:.0f} ticks/s of event time"
+            + (", continuing the prices in the bars table" if prices else "")
+        )
+        backfill = run_producer(
+            _noting_prices(history.ticks(), prices),
+            ProduceOptions(pace=Pace.MAX),
+            clients,
+            outputs.StreamName,
+            None,
+            stop,
+        )
+        out.print(_summary(backfill))
+        backfill_complete = backfill.complete
     market = SyntheticMarket(
-        DEFAULT_SYMBOLS.split(","),
+        symbols,
         rate,
-        seed=int(time.time()),
-        start_ms=_start_ms(None),
+        seed=seed,
+        start_ms=now_ms,
         duration_s=seconds,
         jumps=(DEMO_JUMP,),
+        start_prices=prices,
     )
     out.print(
         f"producing {seconds:.0f}s of ticks at {rate:,.0f}/s "
         f"for {len(market.symbols)} symbols (run {market.run_id()})"
     )
-    history = SyntheticMarket(
-        DEFAULT_SYMBOLS.split(","),
-        HISTORY_RATE,
-        seed=market.seed,
-        start_ms=market.start_ms - HISTORY_MS,
-        duration_s=HISTORY_MS / 1000,
-    )
-    out.print(
-        f"backfilling {HISTORY_MS // 3_600_000} h of history at {HISTORY_RATE:.0f} ticks/s of event time"
-    )
-    stop = _install_stop_handlers("flushing buffered ticks, then stopping")
-    backfill = run_producer(
-        history.ticks(), ProduceOptions(pace=Pace.MAX), clients, outputs.StreamName, None, stop
-    )
-    out.print(_summary(backfill))
     stats = run_producer(
         market.ticks(), ProduceOptions(), clients, outputs.StreamName, int(seconds * rate), stop
     )
@@ -600,5 +646,5 @@ def demo(
     out.print(
         f"demo finished at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC; `tickstream down` stops the local AWS"
     )
-    if not (backfill.complete and landed and bars_ok):
+    if not (backfill_complete and landed and bars_ok):
         raise typer.Exit(1)
