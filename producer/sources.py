@@ -147,6 +147,12 @@ class CsvReplay:
                         raise
                     self.bad_rows += 1
 
+    def event_time_span_ms(self) -> int:
+        """Newest minus oldest event time of the valid rows: how long a real-time replay runs."""
+        replay = CsvReplay(self.path, skip_bad=True)
+        times = [tick.ts_ms for tick in replay.ticks()]
+        return max(times) - min(times) if times else 0
+
     def _tick(self, row: dict[str, str | None], line: int) -> Tick:
         try:
             symbol = validate_symbol(row["symbol"])

@@ -174,6 +174,10 @@ def status() -> None:
     age = "n/a (no batch)" if health.iterator_age_ms is None else f"{health.iterator_age_ms:,.0f} ms"
     window = f"last {HEALTH_WINDOW_S // 60} min"
     out.print(f"flow    {health.ticks_per_second:,.1f} ticks/s aggregated, {window}; iterator age {age}")
+    out.print(
+        f"rejected  {health.rejected:,} tick(s) quarantined to "
+        f"s3://{outputs.DataBucketName}/rejected/, {window}"
+    )
     out.print(f"errors  {health.errors} function error(s), {window}")
     if health.last_error is not None:
         out.print(f"last error  {health.last_error.line()}", markup=False, highlight=False)
@@ -438,6 +442,22 @@ def _noting_prices(ticks: Iterator[Tick], prices: dict[str, Decimal]) -> Iterato
         yield tick
 
 
+def _csv_pace_note(replay: CsvReplay, pace: Pace) -> str:
+    """What a replay will take: at max pace as fast as the stream takes it, in real time the file's
+    span of event time, said before the first tick so nobody waits on a silent command."""
+    if pace is Pace.MAX:
+        return f"replaying {replay.path} at max pace (--pace realtime follows its event times)"
+    try:
+        span_s = replay.event_time_span_ms() / 1000
+    except (BadCsvRow, OSError) as exc:
+        raise fail(str(exc)) from exc
+    ends = datetime.now(UTC).timestamp() + span_s
+    return (
+        f"replaying {replay.path} in real time: {span_s:,.0f} s of event time, done about "
+        f"{datetime.fromtimestamp(ends, UTC):%H:%M:%S} UTC (--pace max sends it at once)"
+    )
+
+
 def _summary(stats: ProduceStats) -> str:
     rate = stats.ticks_accepted / stats.elapsed_s if stats.elapsed_s > 0 else 0.0
     errors = ", ".join(f"{code} x{n}" for code, n in sorted(stats.entry_errors.items()))
@@ -503,8 +523,12 @@ def produce(
         str | None, typer.Option(help="First event time: epoch ms or ISO-8601 (default now).")
     ] = None,
     pace: Annotated[
-        Pace, typer.Option(help="realtime follows event time; max sends as fast as possible.")
-    ] = Pace.REALTIME,
+        Pace | None,
+        typer.Option(
+            help="realtime follows event time; max sends as fast as possible "
+            "(default: realtime, max for csv: files)."
+        ),
+    ] = None,
     aggregate: Annotated[
         bool, typer.Option(help="KPL-aggregate per shard (--no-aggregate: plain records).")
     ] = True,
@@ -524,6 +548,7 @@ def produce(
         outputs = _deployer(clients).outputs()
     except StackError as exc:
         raise fail(str(exc)) from exc
+    pace = pace or (Pace.MAX if source.startswith("csv:") else Pace.REALTIME)
     options = ProduceOptions(
         aggregate=aggregate, pace=pace, linger_s=linger_ms / 1000, max_attempts=max_attempts
     )
@@ -553,6 +578,7 @@ def produce(
     elif source.startswith("csv:"):
         csv_source = CsvReplay(Path(source.removeprefix("csv:")), skip_bad=skip_bad)
         ticks, total = csv_source.ticks(), None
+        err.print(_csv_pace_note(csv_source, pace), markup=False, highlight=False)
     elif source.startswith("http:"):
         ticks, total = _polled_ticks(Path(source.removeprefix("http:")), duration, stop), None
     else:

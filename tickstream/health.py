@@ -38,6 +38,7 @@ class QuotePolling:
 @dataclass(frozen=True)
 class Health:
     ticks_per_second: float
+    rejected: int  # ticks quarantined to rejected/ in the window
     iterator_age_ms: float | None
     errors: int
     last_error: LogEvent | None
@@ -66,7 +67,9 @@ class HealthReader:
         """`namespace` is the functions' metrics namespace: tickstream/<stack name>; the stack's
         alarms are the ones that notify `alarm_topic`."""
         functions = (aggregator, chart_builder, *((quote_poller,) if quote_poller else ()))
-        ticks = self._statistic(namespace, "TicksProcessed", (("service", "aggregator"),), "Sum", now)
+        aggregator_service = (("service", "aggregator"),)
+        ticks = self._statistic(namespace, "TicksProcessed", aggregator_service, "Sum", now)
+        rejected = self._statistic(namespace, "TicksRejected", aggregator_service, "Sum", now)
         age = self._statistic("AWS/Lambda", "IteratorAge", (("FunctionName", aggregator),), "Maximum", now)
         errors = sum(
             self._statistic("AWS/Lambda", "Errors", (("FunctionName", name),), "Sum", now) or 0
@@ -74,6 +77,7 @@ class HealthReader:
         )
         return Health(
             (ticks or 0) / HEALTH_WINDOW_S,
+            int(rejected or 0),
             age,
             int(errors),
             self._last_error(functions, int(now * 1000)),

@@ -179,3 +179,29 @@ def test_http_source_polls_a_quote_api_into_the_stream(
     assert "k1" not in done.stdout + done.stderr
     ours = [orjson.loads(u.data) for u in local_stack.read_everything() if b'"HTQ"' in u.data]
     assert [(t["price"], t["id"]) for t in ours] == [(227.42, "alphavantage:HTQ:2026-11-20:3188202:227.4200")]
+
+
+def test_a_csv_file_is_sent_at_max_pace_unless_asked_and_says_how_long_real_time_takes(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    path = tmp_path / "hour.csv"
+    # Two ticks an hour of event time apart: in real time this replay would take an hour.
+    path.write_text("symbol,price,size,ts\nPACE,10,1,1795475844085\nPACE,11,1,1795479444085\n")
+    done = run_cli(["produce", "--source", f"csv:{path}"], local_stack.env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"replaying {path} at max pace" in done.stderr
+    assert "2 accepted" in done.stdout
+    realtime = subprocess.Popen(
+        [*TICKSTREAM, "produce", "--source", f"csv:{path}", "--pace", "realtime"],
+        env=local_stack.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert realtime.stderr is not None
+        note = realtime.stderr.readline()
+        assert f"replaying {path} in real time: 3,600 s of event time, done about" in note
+    finally:
+        realtime.send_signal(signal.SIGTERM)
+        realtime.wait(timeout=60)
