@@ -9,6 +9,7 @@ None, and the caller decodes record by record to learn each record's reason.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -34,6 +35,9 @@ from market.ticks import (
 # string (a long id) only sends the batch the slow way.
 _DIGITS_AND_POINT = bytes(1 if chr(c) in "0123456789." else 0 for c in range(256))
 _LONG_RUN = b"\x01" * 17
+# A negative exponent: a double reads 1e-400 as 0.0, which is not what was sent (decode_tick
+# rejects it as too precise). An id that happens to hold "1e-" only sends the batch the slow way.
+_NEGATIVE_EXPONENT = re.compile(rb"[0-9.][eE]-")
 
 _NUMBER_TYPES = {int, float}
 _SIZE_TYPES = {int, float, type(None)}
@@ -61,7 +65,10 @@ class TickColumns:
 
 def decode_columns(datas: Sequence[bytes]) -> TickColumns | None:
     """Every record as a native tick, or None when any record needs decode_tick's attention."""
-    if not datas or b"".join(datas).translate(_DIGITS_AND_POINT).find(_LONG_RUN) >= 0:
+    if not datas:
+        return None
+    joined = b"".join(datas)
+    if joined.translate(_DIGITS_AND_POINT).find(_LONG_RUN) >= 0 or _NEGATIVE_EXPONENT.search(joined):
         return None
     try:
         objects = list(map(orjson.loads, datas))

@@ -176,10 +176,18 @@ def validate_timestamp(value: object) -> int:
 
 
 def validate_id(value: object) -> str | None:
+    """Ids are hashed and stored as UTF-8: a lone surrogate (JSON's "\\ud800") has no UTF-8 form."""
     if value is None:
         return None
     if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH:
         raise InvalidTick(RejectReason.BAD_ID, f"id {value!r} must be a string of 1-{MAX_ID_LENGTH} chars")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidTick(
+                RejectReason.BAD_ID, f"id {value!r} is not valid Unicode: {exc.reason}"
+            ) from exc
     return value
 
 
@@ -234,6 +242,10 @@ def _decode_exact(data: bytes) -> Tick:
         obj = _DECODER.decode(text)
     except (ValueError, InvalidOperation) as exc:
         raise InvalidTick(RejectReason.MALFORMED_JSON, f"record is not JSON: {exc}") from exc
+    except RecursionError as exc:  # thousands of nested [ or {: no tick nests at all
+        raise InvalidTick(
+            RejectReason.MALFORMED_JSON, "record is not a tick: JSON nested too deeply"
+        ) from exc
     return tick_from_object(obj)
 
 
@@ -241,8 +253,9 @@ def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not a JSON number")
 
 
-# The number after a key, when it has more digits than a double keeps: 9+ after the point, or 16+.
-_LONG_NUMBER_AFTER_KEY = re.compile(rb"\s*:\s*-?[0-9]*(?:\.[0-9]{9}|[0-9]{16})")
+# The number after a key, when a double may not keep it as sent: 9+ digits after the point, 16+
+# digits, or an exponent (1e-400 is 0.0 to a double, and must be rejected as too precise).
+_LONG_NUMBER_AFTER_KEY = re.compile(rb"\s*:\s*-?[0-9]*(?:\.[0-9]{9}|[0-9]{16}|(?:\.[0-9]*)?[eE])")
 _NUMBER_KEYS = (b'"price"', b'"size"', b'"PRICE"')
 
 

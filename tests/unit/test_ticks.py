@@ -5,9 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from aws_kinesis_agg.aggregator import RecordAggregator
 from hypothesis import given
 from hypothesis import strategies as st
 
+from consumers.aggregate.logic import RawRecord, explode
 from market.ticks import (
     InvalidTick,
     RejectReason,
@@ -37,6 +39,10 @@ def test_native_tick_is_accepted_with_exact_decimals() -> None:
         b'{"symbol":"A","price" : 1.0000000000000001,"ts":1}',
         b'{"symbol":"A","pr\\u0069ce":1.0000000000000001,"ts":1}',
         b'{"symbol":"A","id":"\\"price\\":1","price":1.0000000000000001,"ts":1}',
+        # Underflow: a double reads these as 0.0, which is not what was sent.
+        b'{"symbol":"A","price":1,"size":1e-400,"ts":1}',
+        b'{"symbol":"A","price":1,"size":1.5E-400,"ts":1}',
+        b'{"symbol":"A","price":1e-400,"ts":1}',
     ],
 )
 def test_too_precise_numbers_are_rejected_not_rounded(text: bytes) -> None:
@@ -119,6 +125,11 @@ def test_bad_fields_are_rejected_with_reason_and_field_name(
         (b'{"symbol":"A","price":NaN,"ts":1}', RejectReason.MALFORMED_JSON),
         (b"[1, 2]", RejectReason.NOT_AN_OBJECT),
         (b'"AAPL"', RejectReason.NOT_AN_OBJECT),
+        (b"[" * 120_000, RejectReason.MALFORMED_JSON),
+        (b'{"a":' * 50_000, RejectReason.MALFORMED_JSON),
+        (b'{"symbol":"A","price":1,"ts":1,"id":"\\ud800"}', RejectReason.BAD_ID),
+        (b'{"symbol":"A","price":1,"ts":1,"id":"a\\udfffb"}', RejectReason.BAD_ID),
+        (b'{"symbol":"A","price":1,"size":-1e-400,"ts":1}', RejectReason.BAD_SIZE),
     ],
 )
 def test_undecodable_records_are_rejected(data: bytes, reason: RejectReason) -> None:
@@ -142,3 +153,28 @@ ticks = st.builds(
 @given(ticks)
 def test_encode_then_decode_gives_the_same_tick(tick: Tick) -> None:
     assert decode_tick(encode_tick(tick)) == tick
+
+
+def test_sizes_in_exponent_form_within_bounds_are_exact() -> None:
+    tick = decode_tick(b'{"symbol":"A","price":1.5e2,"size":25E-2,"ts":1}')
+    assert (tick.price, tick.size) == (Decimal("150"), Decimal("0.25"))
+
+
+@pytest.mark.parametrize(
+    "poison",
+    [
+        b'{"symbol":"A","price":1,"ts":1,"id":"\\ud800"}',
+        b"[" * 120_000,
+        b'{"symbol":"A","price":1,"size":1e-400,"ts":1}',
+        b'{"symbol":"A","price":1,"size":-1e-400,"ts":1}',
+    ],
+)
+def test_poison_in_an_aggregate_is_quarantined_and_its_neighbours_kept(poison: bytes) -> None:
+    aggregator = RecordAggregator()
+    valid = [encode_tick(Tick("A", Decimal("1.5"), Decimal(2), 60_000 + n, f"v:{n}")) for n in range(3)]
+    for data in (valid[0], poison, valid[1], valid[2]):
+        assert aggregator.add_user_record("A", data) is None
+    blob = aggregator.clear_and_get().get_contents()[2]
+    ticks, rejections = explode([RawRecord("shardId-0", "7", 0, "A", blob)])
+    assert [ticks.tick(i).id for i in range(len(ticks))] == ["v:0", "v:1", "v:2"]
+    assert [(r.sub_sequence, r.data) for r in rejections] == [(1, poison)]
