@@ -2,6 +2,7 @@
 
 The local runner imports handlers in-process, so the zip's job is to give each function a real
 code location, as `sam deploy` would; `make package` builds the artifacts deployed to AWS.
+Installed from the wheel, PROJECT_ROOT is site-packages: the zip holds the installed packages.
 """
 
 from __future__ import annotations

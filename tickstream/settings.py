@@ -14,6 +14,8 @@ from urllib.parse import urlparse
 DEFAULT_PORT = 4566
 DEFAULT_REGION = "us-east-1"
 DEFAULT_STACK = "tickstream"
+# Our packages and infra/ side by side: the checkout, or site-packages when installed from the
+# wheel, which ships infra/*.yaml as the data-only `infra` package (pyproject.toml).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = PROJECT_ROOT / "infra" / "template.yaml"
 
