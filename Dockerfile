@@ -1,15 +1,15 @@
 # One image for every docker-compose service: the CLI, and the same patched moto server the
 # embedded default runs (stream mappings stored, delivered by `tickstream consume`).
+# The image holds what a user's `pip install` holds: the wheel, whose packages and data files
+# (infra/*.yaml included) pyproject.toml lists, built from a context without local state (.dockerignore).
+FROM python:3.11-slim AS wheel
+WORKDIR /src
+COPY . .
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
 FROM python:3.11-slim
-WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY market market
-COPY producer producer
-COPY consumers consumers
-COPY charts charts
-COPY tickstream tickstream
-COPY infra infra
-# Editable, so the CLI finds infra/template.yaml beside its sources as in a checkout.
-RUN pip install --no-cache-dir -e .
+COPY --from=wheel /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 ENV MPLCONFIGDIR=/tmp/matplotlib
+WORKDIR /app
 ENTRYPOINT ["tickstream"]
