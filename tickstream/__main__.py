@@ -1,5 +1,5 @@
 """`python -m tickstream` runs the CLI, so tests drive the same entry point users do."""
 
-from tickstream.cli import app
+from tickstream.cli import run
 
-app()
+run()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
 import os
 import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,6 +20,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -36,6 +39,7 @@ from tickstream.aws_clients import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, AwsClient
 from tickstream.demo import read_stream, show_alerts, show_bars, show_landing
 from tickstream.deploy import deploy_stack, runner_checkpoints_table
 from tickstream.embedded_aws import EmbeddedAws, EmbeddedAwsError
+from tickstream.failures import BOTOCORE_ERRORS, explain
 from tickstream.health import HEALTH_WINDOW_S, HealthReader, HealthReadError
 from tickstream.lambda_artifacts import ArtifactError
 from tickstream.log_tail import LogReadError, LogTail, parse_since
@@ -60,13 +64,19 @@ err = Console(stderr=True)
 
 class State:
     settings: Settings
+    debug: bool = False
 
 
 state = State()
 
 
+def show_error(message: str) -> None:
+    """`error: message` on one line of stderr; brackets and colons in it are printed as they are."""
+    err.print(f"[bold red]error:[/] {escape(message)}", emoji=False, highlight=False, soft_wrap=True)
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    show_error(message)
     return typer.Exit(code)
 
 
@@ -75,8 +85,10 @@ def main(
     aws: Annotated[
         bool, typer.Option("--aws", help="Use real AWS (region and profile from the environment).")
     ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback behind an error.")] = False,
 ) -> None:
     """tickstream: market ticks through Kinesis into OHLC bars and charts, on AWS or locally."""
+    state.debug = debug
     try:
         state.settings = Settings.from_environment(os.environ, real_aws=aws)
     except SettingsError as exc:
@@ -137,14 +149,11 @@ def down() -> None:
 def status() -> None:
     """Stream and shards, DLQ depth, and where everything is."""
     clients = AwsClients(state.settings)
-    try:
-        outputs = _deployer(clients).outputs()
-        shards = ShardReader(clients.client("kinesis"), outputs.StreamName).shards()
-        dlq = clients.client("sqs").get_queue_attributes(
-            QueueUrl=outputs.DeadLetterQueueUrl, AttributeNames=["ApproximateNumberOfMessages"]
-        )["Attributes"]["ApproximateNumberOfMessages"]
-    except (StackError, StreamReadError) as exc:
-        raise fail(str(exc)) from exc
+    outputs = _deployer(clients).outputs()
+    shards = ShardReader(clients.client("kinesis"), outputs.StreamName).shards()
+    dlq = clients.client("sqs").get_queue_attributes(
+        QueueUrl=outputs.DeadLetterQueueUrl, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]["ApproximateNumberOfMessages"]
     out.print(f"target  {state.settings.target}")
     out.print(f"stream  {outputs.StreamName}: {sum(s.is_open for s in shards)} open / {len(shards)} shards")
     table = Table("shard", "state", "parent", "hash keys from", "to")
@@ -160,17 +169,14 @@ def status() -> None:
     out.print(f"bars    table {outputs.BarsTableName}")
     out.print(f"data    s3://{outputs.DataBucketName}/   site s3://{outputs.SiteBucketName}/")
     out.print(f"DLQ     {dlq} message(s) in {outputs.DeadLetterQueueUrl}")
-    try:
-        health = HealthReader(clients.client("cloudwatch"), clients.client("logs")).read(
-            f"tickstream/{state.settings.stack_name}",
-            outputs.AggregatorFunctionName,
-            outputs.ChartBuilderFunctionName,
-            outputs.AlarmTopicArn,
-            time.time(),
-            outputs.QuotePollerFunctionName or None,
-        )
-    except HealthReadError as exc:
-        raise fail(str(exc)) from exc
+    health = HealthReader(clients.client("cloudwatch"), clients.client("logs")).read(
+        f"tickstream/{state.settings.stack_name}",
+        outputs.AggregatorFunctionName,
+        outputs.ChartBuilderFunctionName,
+        outputs.AlarmTopicArn,
+        time.time(),
+        outputs.QuotePollerFunctionName or None,
+    )
     age = "n/a (no batch)" if health.iterator_age_ms is None else f"{health.iterator_age_ms:,.0f} ms"
     window = f"last {HEALTH_WINDOW_S // 60} min"
     out.print(f"flow    {health.ticks_per_second:,.1f} ticks/s aggregated, {window}; iterator age {age}")
@@ -234,10 +240,7 @@ def run_consumer(clients: AwsClients, outputs: StackOutputs, until_idle: bool) -
     except StackError as exc:
         raise fail(f"{exc}: the runner's checkpoints table is deployed by `tickstream up`") from exc
     stop = _install_stop_handlers("finishing the batches in flight, then stopping")
-    try:
-        runner.run(until_idle=until_idle, stop=stop)
-    except RunnerIOError as exc:
-        raise fail(str(exc)) from exc
+    runner.run(until_idle=until_idle, stop=stop)
     return runner
 
 
@@ -254,10 +257,7 @@ def consume(
     if follow and until_idle:
         raise fail("--follow and --until-idle exclude each other")
     clients = AwsClients(state.settings)
-    try:
-        outputs = _deployer(clients).outputs()
-    except StackError as exc:
-        raise fail(str(exc)) from exc
+    outputs = _deployer(clients).outputs()
     runner = run_consumer(clients, outputs, until_idle=until_idle)
     for run in runner.runs:
         stats = run.stats()
@@ -299,11 +299,8 @@ def charts(
         except InvalidTick as exc:
             raise fail(str(exc)) from exc
     clients = AwsClients(state.settings)
-    try:
-        outputs = _deployer(clients).outputs()
-        drawn = build_charts(clients, outputs, symbol)
-    except (StackError, BarsTableError, SiteError) as exc:
-        raise fail(str(exc)) from exc
+    outputs = _deployer(clients).outputs()
+    drawn = build_charts(clients, outputs, symbol)
     out.print(f"rendered {drawn} chart(s); site: {site_url(state.settings, outputs)}")
 
 
@@ -341,23 +338,20 @@ def logs(
     filter_: Annotated[str | None, typer.Option("--filter", help="Only lines containing this text.")] = None,
 ) -> None:
     """CloudWatch Logs of a function (/aws/lambda/<name>), like `sam logs --tail`."""
-    clients = AwsClients(state.settings)
     try:
-        outputs = _deployer(clients).outputs()
         since_ms = parse_since(since, int(time.time() * 1000))
-    except (StackError, ValueError) as exc:
+    except ValueError as exc:
         raise fail(str(exc)) from exc
+    clients = AwsClients(state.settings)
+    outputs = _deployer(clients).outputs()
     tail = LogTail(clients.client("logs"), f"/aws/lambda/{function_name(outputs, function)}")
-    try:
-        if follow:
-            stop = _install_stop_handlers()
-            for event in tail.follow(since_ms, filter_, stop):
-                typer.echo(event.line())
-        else:
-            for event in tail.events(since_ms, filter_):
-                typer.echo(event.line())
-    except LogReadError as exc:
-        raise fail(str(exc)) from exc
+    if follow:
+        stop = _install_stop_handlers()
+        for event in tail.follow(since_ms, filter_, stop):
+            typer.echo(event.line())
+    else:
+        for event in tail.events(since_ms, filter_):
+            typer.echo(event.line())
 
 
 @app.command()
@@ -371,14 +365,13 @@ def view(
 ) -> None:
     """Serve the chart site from its bucket at http://HOST:PORT/ until stopped."""
     clients = AwsClients(state.settings)
-    try:
-        outputs = _deployer(clients).outputs()
-    except StackError as exc:
-        raise fail(str(exc)) from exc
+    outputs = _deployer(clients).outputs()
     try:
         viewer = SiteViewer(SiteBucket(clients.client("s3"), outputs.SiteBucketName), host, port)
     except OSError as exc:
-        raise fail(f"cannot listen on {host}:{port}: {exc}") from exc
+        taken = exc.errno == errno.EADDRINUSE
+        step = "give a free port with --port or TICKSTREAM_VIEW_PORT" if taken else "check --host and --port"
+        raise fail(f"cannot listen on {host}:{port} ({exc.strerror}): {step}") from exc
     out.print(f"charts of stack {state.settings.stack_name} at http://{host}:{viewer.port}/ (Ctrl-C stops)")
     viewer.serve_until(_install_stop_handlers())
 
@@ -544,10 +537,7 @@ def produce(
 ) -> None:
     """Push ticks into the stream; exits non-zero if any tick was not accepted."""
     clients = AwsClients(state.settings)
-    try:
-        outputs = _deployer(clients).outputs()
-    except StackError as exc:
-        raise fail(str(exc)) from exc
+    outputs = _deployer(clients).outputs()
     pace = pace or (Pace.MAX if source.startswith("csv:") else Pace.REALTIME)
     options = ProduceOptions(
         aggregate=aggregate, pace=pace, linger_s=linger_ms / 1000, max_attempts=max_attempts
@@ -587,13 +577,11 @@ def produce(
         stats = run_producer(ticks, options, clients, outputs.StreamName, total, stop)
     except (BadCsvRow, InvalidTick, OSError) as exc:
         raise fail(str(exc)) from exc
-    except KinesisError as exc:
-        raise fail(str(exc)) from exc
     out.print(_summary(stats))
     if csv_source is not None and csv_source.bad_rows:
         out.print(f"skipped {csv_source.bad_rows} bad CSV row(s)")
     if stats.fatal_error:
-        err.print(f"[bold red]error:[/] {stats.fatal_error}")
+        show_error(stats.fatal_error)
     if not stats.complete:
         raise typer.Exit(1)
 
@@ -674,3 +662,32 @@ def demo(
     )
     if not (backfill_complete and landed and bars_ok):
         raise typer.Exit(1)
+
+
+# What commands end in when the stack, the endpoint, the credentials or the input is not right,
+# as opposed to a bug: each is reported in one line with the next step, without a traceback.
+EXPECTED_ERRORS = (
+    *BOTOCORE_ERRORS,
+    StackError,
+    ArtifactError,
+    EmbeddedAwsError,
+    StreamReadError,
+    BarsTableError,
+    SiteError,
+    RunnerIOError,
+    HealthReadError,
+    LogReadError,
+    KinesisError,
+)
+
+
+def run() -> None:
+    """The `tickstream` command: the commands, with their expected errors reported in one line
+    (exit 2); `--debug` adds the traceback."""
+    try:
+        app()
+    except EXPECTED_ERRORS as exc:
+        if state.debug:
+            traceback.print_exception(exc)
+        show_error(explain(exc, state.settings))
+        sys.exit(2)

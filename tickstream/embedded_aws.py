@@ -70,7 +70,10 @@ class EmbeddedAws:
         if self.answers():
             return False
         if self._port_taken():
-            raise EmbeddedAwsError(f"127.0.0.1:{self.port} is in use by something that is not moto")
+            raise EmbeddedAwsError(
+                f"127.0.0.1:{self.port} is in use by something that is not moto: set TICKSTREAM_PORT "
+                "to a free port, or AWS_ENDPOINT_URL to the stack that runs there (e.g. LocalStack)"
+            )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
@@ -90,14 +91,18 @@ class StackDeployer:
         self.stack_name = stack_name
 
     def describe(self) -> dict[str, Any]:
+        """The stack as DescribeStacks shows it; every command's first call, so its errors say where."""
+        where = self._cf.meta.endpoint_url
         try:
             stacks = self._cf.describe_stacks(StackName=self.stack_name)["Stacks"]
         except ClientError as exc:
             if "does not exist" in str(exc):
-                raise StackNotFound(f"stack {self.stack_name!r} not found: run `tickstream up`") from exc
-            raise StackError(str(exc)) from exc
+                raise StackNotFound(f"no stack {self.stack_name} at {where}") from exc
+            raise StackError(f"reading stack {self.stack_name} at {where}: {exc}") from exc
+        except (BotoCoreError, ResponseParserError) as exc:
+            raise StackError(f"reading stack {self.stack_name} at {where}: {exc}") from exc
         if not stacks:
-            raise StackNotFound(f"stack {self.stack_name!r} not found: run `tickstream up`")
+            raise StackNotFound(f"no stack {self.stack_name} at {where}")
         stack: dict[str, Any] = stacks[0]
         return stack
 

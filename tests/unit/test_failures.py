@@ -1,0 +1,43 @@
+"""The one line a failed command prints for errors only real AWS gives, which moto cannot stage."""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError, ProfileNotFound
+
+from tickstream.failures import explain
+from tickstream.settings import Settings
+from tickstream.stack import StackError, StackNotFound
+
+ON_AWS = Settings.from_environment({"AWS_REGION": "eu-west-1"}, real_aws=True)
+
+
+def client_error(code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "no"}}, "DescribeStacks")
+
+
+def wrapped(cause: Exception) -> StackError:
+    """A domain error with `cause` behind it, as `raise ... from cause` in a data-access module leaves it."""
+    error = StackError(f"reading stack tickstream: {cause}")
+    error.__cause__ = cause
+    return error
+
+
+def test_expired_credentials_say_how_to_refresh_them() -> None:
+    line = explain(wrapped(client_error("ExpiredToken")), ON_AWS)
+    assert line.startswith("AWS refused the credentials (ExpiredToken): refresh them with `aws sso login`")
+
+
+def test_a_denied_action_keeps_the_modules_own_message() -> None:
+    assert explain(wrapped(client_error("AccessDenied")), ON_AWS).startswith("reading stack tickstream: ")
+
+
+def test_a_missing_profile_says_which_profiles_there_are() -> None:
+    line = explain(ProfileNotFound(profile="nope"), ON_AWS)
+    assert line.startswith("The config profile (nope) could not be found: set AWS_PROFILE to one that")
+
+
+def test_no_stack_on_aws_says_how_to_deploy_one_there() -> None:
+    line = explain(
+        StackNotFound("no stack tickstream at https://cloudformation.eu-west-1.amazonaws.com"), ON_AWS
+    )
+    assert line.endswith(": deploy it with `sam build && sam deploy --guided`, or set TICKSTREAM_STACK")
