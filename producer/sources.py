@@ -44,12 +44,14 @@ class Jump:
         """`SYMBOL:PERCENT:SECONDS`, e.g. `AAPL:5:30` (AAPL jumps 5 % 30 s in) or `AAPL:-4:10`."""
         parts = text.rsplit(":", 2)
         if len(parts) != 3:
-            raise ValueError(f"jump {text!r}: expected SYMBOL:PERCENT:SECONDS")
+            raise ValueError(f"jump {text!r}: expected SYMBOL:PERCENT:SECONDS, e.g. NVDA:6:30")
         symbol, percent, after = parts
         try:
             jump = cls(validate_symbol(symbol), float(percent), float(after))
-        except (InvalidTick, ValueError) as exc:
+        except InvalidTick as exc:
             raise ValueError(f"jump {text!r}: {exc}") from exc
+        except ValueError as exc:
+            raise ValueError(f"jump {text!r}: PERCENT and SECONDS must be numbers, e.g. NVDA:6:30") from exc
         if not -90 < jump.percent <= 1000 or jump.after_s < 0:
             raise ValueError(f"jump {text!r}: percent must be in (-90, 1000] and seconds 0 or more")
         return jump
@@ -72,6 +74,15 @@ class SyntheticMarket:
     # instead of drawing a fresh price, so two runs never mix unrelated paths in one bar.
     start_prices: Mapping[str, Decimal] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """A market without symbols, with a bad one, or without ticks fails here, not mid-run."""
+        if not self.symbols:
+            raise ValueError("no symbols: give one or more, e.g. AAPL,MSFT")
+        for symbol in self.symbols:
+            validate_symbol(symbol)
+        if self.rate <= 0:
+            raise ValueError("rate must be greater than 0 ticks/s")
+
     def _jump_ms(self, jump: Jump) -> float:
         return self.start_ms + jump.after_s * 1000
 
@@ -80,10 +91,6 @@ class SyntheticMarket:
         return hashlib.blake2b(key.encode(), digest_size=4).hexdigest()
 
     def ticks(self) -> Iterator[Tick]:
-        for symbol in self.symbols:
-            validate_symbol(symbol)
-        if self.rate <= 0:
-            raise ValueError("rate must be greater than 0 ticks/s")
         rng = random.Random(self.seed)
         drawn = {s: rng.uniform(20.0, 600.0) for s in self.symbols}  # drawn always: same seed, same ids
         prices = {s: float(self.start_prices.get(s, drawn[s])) for s in self.symbols}

@@ -278,6 +278,11 @@ def build_charts(clients: AwsClients, outputs: StackOutputs, symbol: str | None)
     table = BarsTable(clients.client("dynamodb"), outputs.BarsTableName)
     builder = ChartBuilder(table, SiteBucket(clients.client("s3"), outputs.SiteBucketName))
     series = {(s, i) for s, i in table.list_series() if symbol is None or s == symbol}
+    if symbol is not None and not series:
+        raise fail(
+            f"no bars of {symbol} in {outputs.BarsTableName}: run `tickstream produce --symbols {symbol}` "
+            "and `tickstream consume --until-idle` first"
+        )
     return builder.rebuild(series, int(time.time()), draw=draw_in_parallel)
 
 
@@ -390,13 +395,46 @@ def _polled_ticks(config_path: Path, duration: float | None, stop: threading.Eve
     return QuotePoller.for_config(config).ticks(stop, report, rounds)
 
 
+def _synthetic_market(
+    symbols: str,
+    rate: float,
+    seed: int,
+    start: str | None,
+    count: int | None,
+    duration: float | None,
+    jumps: list[str],
+) -> SyntheticMarket:
+    """The market `produce --source synthetic` asked for, or the option that is wrong and why."""
+    names = [s.strip() for s in symbols.split(",") if s.strip()]
+    try:
+        parsed = tuple(Jump.parse(j) for j in jumps)
+    except ValueError as exc:
+        raise fail(f"--jump: {exc}") from exc
+    try:
+        market = SyntheticMarket(names, rate, seed, _start_ms(start), count, duration, jumps=parsed)
+    except ValueError as exc:
+        raise fail(f"--symbols {symbols!r}: {exc}") from exc
+    for jump in parsed:
+        if jump.symbol not in names:
+            raise fail(f"--jump: {jump.symbol} is not one of --symbols {','.join(names)}: add it there")
+    return market
+
+
+def _source_file(source: str, expected: str) -> Path:
+    """The file of `--source csv:<path>` or `http:<path>`; one that is not there fails now."""
+    path = Path(source.partition(":")[2])
+    if not path.is_file():
+        raise fail(f"--source {source}: no such file; give {expected}")
+    return path
+
+
 def _start_ms(text: str | None) -> int:
     if text is None:
         return int(time.time() * 1000)
     try:
         return validate_timestamp(int(text) if text.isdigit() else text)
     except InvalidTick as exc:
-        raise fail(f"--start: {exc}") from exc
+        raise fail(f"--start: {exc}: give epoch ms or an ISO-8601 time, e.g. 2026-11-02T14:30:00Z") from exc
 
 
 def _install_stop_handlers(finishing: str = "stopping") -> threading.Event:
@@ -536,43 +574,36 @@ def produce(
     ] = None,
 ) -> None:
     """Push ticks into the stream; exits non-zero if any tick was not accepted."""
-    clients = AwsClients(state.settings)
-    outputs = _deployer(clients).outputs()
     pace = pace or (Pace.MAX if source.startswith("csv:") else Pace.REALTIME)
     options = ProduceOptions(
         aggregate=aggregate, pace=pace, linger_s=linger_ms / 1000, max_attempts=max_attempts
     )
     csv_source: CsvReplay | None = None
+    market: SyntheticMarket | None = None
+    ticks: Iterator[Tick] = iter(())
     stop = _install_stop_handlers("flushing buffered ticks, then stopping")
+    # The arguments and the source are checked before the stack is read: a typo fails first.
     if source == "synthetic":
-        if duration is None and count is None:
-            err.print("no --duration or --count: producing until interrupted (Ctrl-C flushes and stops)")
-        try:
-            jumps = tuple(Jump.parse(j) for j in jump or [])
-        except ValueError as exc:
-            raise fail(f"--jump: {exc}") from exc
-        names = [s.strip() for s in symbols.split(",") if s.strip()]
-        standing = where_prices_stand(clients, outputs, names)
-        market = SyntheticMarket(
-            names,
-            rate,
-            seed,
-            _start_ms(start),
-            count,
-            duration,
-            jumps=jumps,
-            start_prices={symbol: close for symbol, (close, _) in standing.items()},
-        )
-        ticks = market.ticks()
+        market = _synthetic_market(symbols, rate, seed, start, count, duration, jump or [])
         total = count if count is not None else (int(duration * rate) if duration is not None else None)
     elif source.startswith("csv:"):
-        csv_source = CsvReplay(Path(source.removeprefix("csv:")), skip_bad=skip_bad)
+        path = _source_file(source, "a CSV file with a symbol,price,size,ts header")
+        csv_source = CsvReplay(path, skip_bad=skip_bad)
         ticks, total = csv_source.ticks(), None
         err.print(_csv_pace_note(csv_source, pace), markup=False, highlight=False)
     elif source.startswith("http:"):
-        ticks, total = _polled_ticks(Path(source.removeprefix("http:")), duration, stop), None
+        path = _source_file(source, "a quote source config such as quote_poller/sources.yaml")
+        ticks, total = _polled_ticks(path, duration, stop), None
     else:
         raise fail(f"--source {source!r}: expected 'synthetic', 'csv:<path>' or 'http:<config>'")
+    clients = AwsClients(state.settings)
+    outputs = _deployer(clients).outputs()
+    if market is not None:
+        standing = where_prices_stand(clients, outputs, market.symbols)
+        prices = {symbol: close for symbol, (close, _) in standing.items()}
+        ticks = dataclasses.replace(market, start_prices=prices).ticks()
+    if source == "synthetic" and duration is None and count is None:
+        err.print("no --duration or --count: producing until interrupted (Ctrl-C flushes and stops)")
     try:
         stats = run_producer(ticks, options, clients, outputs.StreamName, total, stop)
     except (BadCsvRow, InvalidTick, OSError) as exc:

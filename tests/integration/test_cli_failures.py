@@ -98,6 +98,40 @@ def test_view_on_a_port_in_use_says_how_to_pick_another(local_stack: LocalStack,
     assert_polite(done, f"cannot listen on 127.0.0.1:{not_aws.port}", "--port or TICKSTREAM_VIEW_PORT")
 
 
+# Checked before the stack is read: with nothing running, the argument is still what is reported.
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["produce", "--symbols", ""], "--symbols '': no symbols: give one or more"),
+        (["produce", "--symbols", " , "], "--symbols ' , ': no symbols: give one or more"),
+        (["produce", "--start", "yesterday"], "--start: ts 'yesterday' is not an ISO-8601 time: give"),
+        (["produce", "--jump", "NVDA"], "--jump: jump 'NVDA': expected SYMBOL:PERCENT:SECONDS, e.g."),
+        (["produce", "--jump", "NVDA:six:30"], "PERCENT and SECONDS must be numbers, e.g. NVDA:6:30"),
+        (["produce", "--symbols", "AAPL", "--jump", "NVDA:6:30"], "NVDA is not one of --symbols AAPL"),
+        (["produce", "--source", "csv:/nope/ticks.csv"], "--source csv:/nope/ticks.csv: no such file"),
+        (
+            ["produce", "--source", "http:/nope/feed.yaml"],
+            "--source http:/nope/feed.yaml: no such file",
+        ),
+        (["logs", "aggregator", "--since", "yesterday"], "--since 'yesterday': give a duration like 10m"),
+    ],
+)
+def test_a_bad_argument_is_refused_before_any_aws_call(
+    args: list[str], says: str, nothing_running: dict[str, str]
+) -> None:
+    assert_polite(fails(args, nothing_running), says)
+
+
+def test_charts_of_a_symbol_without_bars_says_how_to_get_them(local_stack: LocalStack) -> None:
+    done = fails(["charts", "--symbol", "NOBARS"], local_stack.env)
+    assert_polite(done, "no bars of NOBARS", "`tickstream produce --symbols NOBARS`", "tickstream consume")
+
+
+def test_logs_of_an_unknown_function_names_the_known_ones(local_stack: LocalStack) -> None:
+    done = fails(["logs", "nosuchfunction"], local_stack.env)
+    assert_polite(done, "unknown function 'nosuchfunction'", local_stack.outputs.AggregatorFunctionName)
+
+
 def test_debug_shows_the_traceback_behind_the_line(nothing_running: dict[str, str]) -> None:
     done = fails(["--debug", "status"], nothing_running)
     assert done.returncode == 2

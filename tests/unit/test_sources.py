@@ -50,6 +50,11 @@ def test_bad_symbol_in_the_market_is_refused() -> None:
         list(market(symbols=["BRK/B"]).ticks())
 
 
+def test_a_market_without_symbols_is_refused_when_built() -> None:
+    with pytest.raises(ValueError, match="no symbols"):
+        market(symbols=[])
+
+
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "ticks.csv"
     path.write_text(text)
