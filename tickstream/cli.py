@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -80,12 +81,22 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _show_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"tickstream {version('tickstream')}")
+        raise typer.Exit
+
+
 @app.callback()
 def main(
     aws: Annotated[
         bool, typer.Option("--aws", help="Use real AWS (region and profile from the environment).")
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback behind an error.")] = False,
+    _version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_show_version, help="Print the version and exit."),
+    ] = False,
 ) -> None:
     """tickstream: market ticks through Kinesis into OHLC bars and charts, on AWS or locally."""
     state.debug = debug

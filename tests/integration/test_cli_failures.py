@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Mapping
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,8 @@ def test_debug_shows_the_traceback_behind_the_line(nothing_running: dict[str, st
     assert "Traceback" in done.stderr
     assert "EndpointConnectionError" in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("error: nothing answers at")
+
+
+def test_version_prints_the_installed_version() -> None:
+    done = run_cli(["--version"], clean_environment())
+    assert (done.returncode, done.stdout) == (0, f"tickstream {version('tickstream')}\n")
