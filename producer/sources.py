@@ -29,6 +29,8 @@ from market.ticks import validate_timestamp as validate_ts
 MS_PER_YEAR = 365.25 * 86_400 * 1000
 CENT = Decimal("0.01")
 CSV_COLUMNS = ("symbol", "price", "size", "ts")
+# The bad rows a --skip-bad replay names in its report; any more are only counted.
+SKIPPED_ROWS_KEPT = 20
 
 
 @dataclass(frozen=True)
@@ -134,11 +136,13 @@ class BadCsvRow(ValueError):
 
 @dataclass
 class CsvReplay:
-    """Replays `symbol,price,size,ts[,id]` rows; bad rows raise unless `skip_bad`, then are counted."""
+    """Replays `symbol,price,size,ts[,id]` rows; bad rows raise unless `skip_bad`, then are counted
+    and the first SKIPPED_ROWS_KEPT kept in `skipped`, so the user can see which to fix."""
 
     path: Path
     skip_bad: bool = False
     bad_rows: int = 0
+    skipped: list[BadCsvRow] = field(default_factory=list)
 
     def ticks(self) -> Iterator[Tick]:
         with self.path.open(newline="", encoding="utf-8") as handle:
@@ -149,10 +153,12 @@ class CsvReplay:
             for row in reader:
                 try:
                     yield self._tick(row, reader.line_num)
-                except BadCsvRow:
+                except BadCsvRow as exc:
                     if not self.skip_bad:
                         raise
                     self.bad_rows += 1
+                    if len(self.skipped) < SKIPPED_ROWS_KEPT:
+                        self.skipped.append(exc)
 
     def event_time_span_ms(self) -> int:
         """Newest minus oldest event time of the valid rows: how long a real-time replay runs."""

@@ -621,7 +621,11 @@ def produce(
         raise fail(str(exc)) from exc
     out.print(_summary(stats))
     if csv_source is not None and csv_source.bad_rows:
-        out.print(f"skipped {csv_source.bad_rows} bad CSV row(s)")
+        out.print(f"skipped {csv_source.bad_rows} bad CSV row(s):")
+        for row in csv_source.skipped:
+            out.print(f"  {row}", markup=False, highlight=False, soft_wrap=True)
+        if csv_source.bad_rows > len(csv_source.skipped):
+            out.print(f"  and {csv_source.bad_rows - len(csv_source.skipped)} more")
     if stats.fatal_error:
         show_error(stats.fatal_error)
     if not stats.complete:

@@ -132,6 +132,7 @@ def test_bad_csv_row_stops_with_file_and_line_unless_skipped(local_stack: LocalS
     assert skipped.returncode == 0, skipped.stderr
     assert "1 accepted" in skipped.stdout
     assert "skipped 1 bad CSV row" in skipped.stdout
+    assert f"{path}:3: symbol 'AA PL'" in skipped.stdout
 
 
 def test_sigterm_flushes_what_is_buffered(local_stack: LocalStack) -> None:

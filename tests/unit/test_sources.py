@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from producer.sources import BadCsvRow, CsvReplay, Jump, SyntheticMarket
+from producer.sources import SKIPPED_ROWS_KEPT, BadCsvRow, CsvReplay, Jump, SyntheticMarket
 
 START = 1_795_000_000_000
 
@@ -100,6 +100,18 @@ def test_skip_bad_counts_and_goes_on(tmp_path: Path) -> None:
     replay = CsvReplay(path, skip_bad=True)
     assert [t.symbol for t in replay.ticks()] == ["AAPL", "MSFT"]
     assert replay.bad_rows == 2
+    assert [row.line for row in replay.skipped] == [3, 4]
+    assert "ticks.csv:3: price" in str(replay.skipped[0])
+    assert "ticks.csv:4: symbol" in str(replay.skipped[1])
+
+
+def test_skip_bad_names_the_first_rows_and_counts_the_rest(tmp_path: Path) -> None:
+    bad = SKIPPED_ROWS_KEPT + 5
+    path = write(tmp_path, "symbol,price,size,ts\n" + "AAPL,x,1,1000\n" * bad + "MSFT,2,2,2000\n")
+    replay = CsvReplay(path, skip_bad=True)
+    assert [t.symbol for t in replay.ticks()] == ["MSFT"]
+    assert replay.bad_rows == bad
+    assert [row.line for row in replay.skipped] == list(range(2, 2 + SKIPPED_ROWS_KEPT))
 
 
 def test_missing_column_is_reported(tmp_path: Path) -> None:
