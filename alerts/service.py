@@ -4,6 +4,7 @@ Runs inside the chart builder, after the charts are drawn, so a message links a 
 already shows the move. The cooldown is claimed in the alert-state table before the message is
 posted: of two invocations that see the same move, one claims it and the other stays quiet.
 A webhook that fails is retried, then reported; the bar pipeline never fails because of it.
+Without a webhook the alerts are still evaluated and claimed, and reported as not posted.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class AlertReport:
     sent: list[Alert] = field(default_factory=list)
     failed: list[tuple[Alert, str]] = field(default_factory=list)
     cooling: list[Alert] = field(default_factory=list)
+    unposted: list[Alert] = field(default_factory=list)  # no webhook configured: a setting, not a failure
 
 
 class AlertService:
@@ -56,7 +58,7 @@ class AlertService:
         rules: RuleSet,
         bars: BarsSource,
         cooldowns: Cooldowns,
-        notifier: Notifier,
+        notifier: Notifier | None,
         chart_url: Callable[[str, str], str],
     ) -> None:
         self._rules = rules
@@ -85,6 +87,9 @@ class AlertService:
                     continue
                 if not claimed:
                     report.cooling.append(alert)
+                    continue
+                if self._notifier is None:
+                    report.unposted.append(alert)
                     continue
                 delivery = self._notifier.post(message(alert, self._chart_url(symbol, interval)))
                 if delivery.delivered:

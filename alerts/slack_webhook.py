@@ -33,10 +33,3 @@ class SlackWebhook:
         except FetchError as exc:
             return Delivery(False, redact(str(exc), self._secrets))
         return Delivery(True)
-
-
-class NoWebhook:
-    """Where no webhook is configured: every alert is reported as not delivered, and why."""
-
-    def post(self, body: dict[str, Any]) -> Delivery:
-        return Delivery(False, "no webhook configured (ALERT_WEBHOOK_URL or AlertWebhookParameter)")

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from alerts.cooldown_table import CooldownTable
 from alerts.service import AlertReport, AlertService, rules_from_file
-from alerts.slack_webhook import NoWebhook, SlackWebhook
+from alerts.slack_webhook import SlackWebhook
 from charts.builder import ChartBuilder
 from charts.settings import ChartSettings
 from charts.site import chart_key
@@ -43,11 +43,17 @@ def _build() -> tuple[ChartBuilder, AlertService | None]:
     url = settings.alert_webhook_url
     if url is None and settings.alert_webhook_parameter:
         url = parameters.get_parameter(settings.alert_webhook_parameter, decrypt=True)
+    if not url:
+        # A choice of the deployment, not a failure: said once per cold start, each alert at INFO.
+        logger.warning(
+            "no alert webhook configured (ALERT_WEBHOOK_URL or AlertWebhookParameter): "
+            "alerts are logged, not posted"
+        )
     alerts = AlertService(
         rules_from_file(settings.alert_rules_file),
         bars,
         CooldownTable(boto3.client("dynamodb"), settings.alert_table),
-        SlackWebhook(url) if url else NoWebhook(),
+        SlackWebhook(url) if url else None,
         lambda symbol, interval: settings.site_url + chart_key(symbol, interval),
     )
     return builder, alerts
@@ -64,6 +70,11 @@ def _report(report: AlertReport) -> None:
     for alert, detail in report.failed:
         logger.error(
             "alert not delivered", extra={"rule": alert.rule, "symbol": alert.symbol, "detail": detail}
+        )
+    for alert in report.unposted:
+        logger.info(
+            "alert not posted (no webhook)",
+            extra={"rule": alert.rule, "symbol": alert.symbol, "price": str(alert.price)},
         )
 
 

@@ -1,7 +1,9 @@
-"""Price alerts end to end on a real moto server: ticks with a jump, bars, one webhook POST."""
+"""Price alerts end to end on a real moto server: ticks with a jump, bars, one webhook POST (or,
+without a webhook, log lines and no ERROR)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -54,3 +56,26 @@ def test_a_jump_sends_one_message_and_the_cooldown_holds_the_next(
     assert len(posted(webhook)) == 1
     logs = run_cli(["logs", "charts", "--filter", "AlertsCoolingDown", "--since", "1h"], env)
     assert '"AlertsCoolingDown":[1.0]' in logs.stdout, logs.stdout[-2000:]
+
+
+def test_without_a_webhook_alerts_are_logged_not_posted_and_nothing_at_error(local_stack: LocalStack) -> None:
+    env = {**local_stack.env, "TICKSTREAM_STACK": "nohook"}
+    env.pop("ALERT_WEBHOOK_URL", None)
+    assert run_cli(["up", "--shards", "1"], env).returncode == 0
+    # 7 minutes of NOH ticks, 8 % higher from minute 5 on: the big-move rule triggers.
+    produce = ["produce", "--symbols", "NOH", "--rate", "2", "--pace", "max", "--seed", "3", "--count", "840"]
+    produced = run_cli([*produce, "--start", START, "--jump", "NOH:8:300"], env)
+    assert produced.returncode == 0, produced.stderr
+    consumed = run_cli(["consume", "--until-idle"], env)
+    assert consumed.returncode == 0, consumed.stderr
+
+    shown = run_cli(["logs", "charts", "--since", "1h"], env)
+    assert shown.returncode == 0, shown.stderr
+    records = [
+        json.loads(line[line.index("{") :]) for line in shown.stdout.splitlines() if '"level":' in line
+    ]
+    warnings = [r for r in records if r["level"] == "WARNING" and "no alert webhook" in r["message"]]
+    assert len(warnings) == 1, shown.stdout[-3000:]
+    unposted = [r for r in records if r["message"] == "alert not posted (no webhook)"]
+    assert [(r["level"], r["symbol"], r["rule"]) for r in unposted] == [("INFO", "NOH", "big-move")]
+    assert not [r for r in records if r["level"] == "ERROR"]
