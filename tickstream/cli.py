@@ -25,7 +25,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from charts.builder import ChartBuilder, draw_in_parallel
 from charts.site_bucket import SiteBucket, SiteError
 from consumers.aggregate.bars_table import BarsTable, BarsTableError
 from consumers.local_runner.aws_io import RunnerIOError
@@ -37,7 +36,6 @@ from producer.pipeline import Pace, ProduceOptions, Producer, ProduceStats
 from producer.quote_polling import PollFailure, QuotePoller, QuoteSourceConfig, SourceConfigError
 from producer.sources import BadCsvRow, CsvReplay, Jump, SyntheticMarket
 from tickstream.aws_clients import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, AwsClients
-from tickstream.demo import read_stream, show_alerts, show_bars, show_landing
 from tickstream.deploy import deploy_stack, runner_checkpoints_table
 from tickstream.embedded_aws import EmbeddedAws, EmbeddedAwsError
 from tickstream.failures import BOTOCORE_ERRORS, explain
@@ -57,7 +55,10 @@ HISTORY_RATE = 10.0
 # default rule (2 % against the close 5 one-minute bars before) reports.
 DEMO_JUMP = Jump("NVDA", 6.0, 0.0)
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+# A bug's traceback shows no local variables: they may hold an API key or a webhook URL.
+app = typer.Typer(
+    help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False
+)
 # Off a terminal rich assumes 80 columns; the demo's tables want more.
 out = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True)
@@ -125,18 +126,11 @@ def up(
     settings = state.settings
     if settings.embedded:
         local = EmbeddedAws(settings.state_dir, settings.port)
-        try:
-            started = local.start()
-        except EmbeddedAwsError as exc:
-            raise fail(str(exc)) from exc
+        started = local.start()
         out.print(f"{'started' if started else 'reusing'} moto server at {local.url} (log {local.log_file})")
     if settings.endpoint_url is None:
         raise fail("up deploys to a local stack; deploy to AWS with `sam build && sam deploy --guided`")
-    clients = AwsClients(settings)
-    try:
-        deployment = deploy_stack(clients, settings, shards, parameter or [])
-    except (StackError, ArtifactError) as exc:
-        raise fail(str(exc)) from exc
+    deployment = deploy_stack(AwsClients(settings), settings, shards, parameter or [])
     for key, (before, after) in sorted(deployment.changed.items()):
         what = "resharded the stream" if key == "ShardCount" else "changed"
         out.print(f"{what}: {key} {before} -> {after}")
@@ -251,6 +245,8 @@ def run_consumer(clients: AwsClients, outputs: StackOutputs, until_idle: bool) -
     except StackError as exc:
         raise fail(f"{exc}: the runner's checkpoints table is deployed by `tickstream up`") from exc
     stop = _install_stop_handlers("finishing the batches in flight, then stopping")
+    if not until_idle:
+        err.print("following the stream: running its event source mappings (Ctrl-C stops)")
     runner.run(until_idle=until_idle, stop=stop)
     return runner
 
@@ -287,6 +283,8 @@ def consume(
 
 def build_charts(clients: AwsClients, outputs: StackOutputs, symbol: str | None) -> int:
     table = BarsTable(clients.client("dynamodb"), outputs.BarsTableName)
+    from charts.builder import ChartBuilder, draw_in_parallel  # matplotlib: only when drawing
+
     builder = ChartBuilder(table, SiteBucket(clients.client("s3"), outputs.SiteBucketName))
     series = {(s, i) for s, i in table.list_series() if symbol is None or s == symbol}
     if symbol is not None and not series:
@@ -638,6 +636,8 @@ def demo(
     rate: Annotated[float, typer.Option(min=1.0, help="Ticks per second.")] = 2000.0,
 ) -> None:
     """The main job end to end on the embedded default: up, produce, consume, bars checked against pandas."""
+    from tickstream.demo import read_stream, show_alerts, show_bars, show_landing  # pandas: the demo's
+
     up(shards=None)
     clients = AwsClients(state.settings)
     outputs = _deployer(clients).outputs()

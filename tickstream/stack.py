@@ -16,9 +16,6 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
-from samtranslator.parser.parser import Parser
-from samtranslator.translator.translator import Translator
-from samtranslator.yaml_helper import yaml_parse
 
 TEMPLATE_HASH_TAG = "tickstream:template-sha256"
 DEPLOY_TIMEOUT_S = 600.0
@@ -69,12 +66,17 @@ class StackOutputs:
 
 def load_template(path: Path) -> dict[str, Any]:
     """A template file as a dict, CloudFormation's short forms (!Ref, !GetAtt) included."""
+    from samtranslator.yaml_helper import yaml_parse  # samtranslator: only where a template is read
+
     template: dict[str, Any] = yaml_parse(path.read_text())
     return template
 
 
 def translate_template(sam: dict[str, Any], region: str) -> dict[str, Any]:
     """SAM to plain CloudFormation, as `sam deploy` has CloudFormation do it server-side."""
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
     translated: dict[str, Any] = Translator(
         None, Parser(), boto_session=boto3.Session(region_name=region)
     ).translate(sam, parameter_values={})

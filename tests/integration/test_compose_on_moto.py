@@ -72,13 +72,17 @@ def _environment(local_stack: LocalStack, service: dict[str, Any], **overrides: 
 def _run_then_stop(
     command: list[str], env: dict[str, str], seconds: float
 ) -> subprocess.CompletedProcess[str]:
+    """Runs a long-lived command for `seconds` from the moment it says it has started (its first
+    line on stderr, printed once its stop handlers are in place), then stops it as compose would."""
     process = subprocess.Popen(
         [*TICKSTREAM, *command], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    assert process.stderr is not None
+    started = process.stderr.readline()
     time.sleep(seconds)
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=120)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, started + stderr)
 
 
 def test_each_services_command_runs_the_pipeline(local_stack: LocalStack) -> None:
