@@ -89,6 +89,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if final:
         flushed = _aggregator.flush(shard_id, state)
         metrics.add_metric("BarsWritten", MetricUnit.Count, flushed.bars_written)
+        beyond = sum(flushed.ids_beyond_cap.values())
+        metrics.add_metric("TickIdsBeyondCap", MetricUnit.Count, beyond)
+        if beyond:
+            logger.warning(
+                "tick ids beyond the per-bar cap: later copies of these ticks would be counted again",
+                extra={
+                    "ids_beyond_cap": beyond,
+                    "minutes": [f"{s} {m}" for s, m in sorted(flushed.ids_beyond_cap)[:10]],
+                },
+            )
         if flushed.failed_minutes:
             if windowed:
                 raise RuntimeError(f"bars not written: {flushed.failed_minutes[:5]}")

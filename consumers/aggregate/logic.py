@@ -427,6 +427,13 @@ def apply_partial(stored: StoredBar, shard_id: str, partial: PartialMinute) -> b
     return True
 
 
+def ids_beyond_cap(stored: StoredBar, partial: PartialMinute) -> int:
+    """How many of the window's new tick ids the 1m bar has no room to remember (MAX_IDS_PER_BAR):
+    a copy of one of those ticks arriving later would be counted again."""
+    new = len(partial.id_hashes - stored.id_hashes)
+    return max(0, new - max(0, MAX_IDS_PER_BAR - len(stored.id_hashes)))
+
+
 def fold_minute(stored: StoredBar, minute: StoredBar) -> bool:
     """Puts a 1m bar into its slot of a longer bar; False when that slot already holds it."""
     if minute.acc is None:

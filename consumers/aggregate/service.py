@@ -24,6 +24,7 @@ from consumers.aggregate.logic import (
     apply_partial,
     explode,
     fold_minute,
+    ids_beyond_cap,
 )
 from market.bars import BASE_INTERVAL, Bar, bucket_start
 
@@ -72,6 +73,8 @@ class TakeReport:
 class FlushReport:
     bars_written: int = 0
     failed_minutes: list[MinuteKey] = field(default_factory=list)
+    # Tick ids a 1m bar had no room to remember, by minute: their later copies are not recognised.
+    ids_beyond_cap: dict[MinuteKey, int] = field(default_factory=dict)
 
 
 class Aggregator:
@@ -99,8 +102,14 @@ class Aggregator:
             partial = state.minutes[(symbol, minute)]
             bar = stored[(symbol, BASE_INTERVAL, minute)]
 
-            def apply(bar: StoredBar, partial: PartialMinute = partial) -> bool:
-                return apply_partial(bar, shard_id, partial)
+            def apply(
+                bar: StoredBar, partial: PartialMinute = partial, key: MinuteKey = (symbol, minute)
+            ) -> bool:
+                beyond = ids_beyond_cap(bar, partial)
+                changed = apply_partial(bar, shard_id, partial)
+                if changed and beyond:
+                    report.ids_beyond_cap[key] = beyond  # set, not added: a conflict applies again
+                return changed
 
             try:
                 bar = self._write_with_retry(bar, apply, now, report)

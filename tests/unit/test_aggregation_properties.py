@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumers.aggregate.bars_table import BarsTableError
-from consumers.aggregate.logic import RawRecord, WindowState
+from consumers.aggregate.logic import MAX_IDS_PER_BAR, RawRecord, WindowState
 from consumers.aggregate.service import Aggregator, AggregatorConfig
 from market.bars import DEFAULT_INTERVALS
 from market.kpl_records import AggregateBuilder
@@ -131,3 +131,29 @@ def test_writes_per_window_are_the_bars_touched_whatever_the_tick_count() -> Non
     report = aggregator.flush(SHARD, state)
     # 10,000 ticks of 2 symbols within one minute: 2 symbols x 4 intervals = 8 bars, 8 writes.
     assert report.bars_written == table.puts == 8
+
+
+def test_tick_ids_beyond_the_per_bar_cap_are_reported_not_silent() -> None:
+    table, lake = MemoryBarsTable(), MemoryDataLake()
+    aggregator = Aggregator(table, lake, AggregatorConfig(("1m",), 60_000))
+
+    def window(first: int, count: int) -> int:
+        state = WindowState()
+        records = [
+            RawRecord(
+                SHARD,
+                str(first + i),
+                BASE_MS,
+                "k",
+                encode_tick(Tick("CAP", Decimal(1), Decimal(1), BASE_MS + i % 1000, f"c{first + i}")),
+            )
+            for i in range(count)
+        ]
+        for start in range(0, count, 1000):
+            aggregator.take(SHARD, records[start : start + 1000], state)
+        return sum(aggregator.flush(SHARD, state).ids_beyond_cap.values())
+
+    assert window(1, MAX_IDS_PER_BAR - 100) == 0
+    # The bar has room for 100 more ids: of the next 300 new ones, 200 are not remembered.
+    assert window(MAX_IDS_PER_BAR, 300) == 200
+    assert window(MAX_IDS_PER_BAR + 300, 10) == 10
