@@ -20,6 +20,8 @@ from tickstream.settings import PROJECT_ROOT
 
 FUNCTION_PACKAGES = ("market", "consumers", "charts", "alerts", "webclients", "producer", "quote_poller")
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# Modules and the data files they read (alerts/rules.yaml, quote_poller/sources.yaml), as deployed.
+SOURCE_SUFFIXES = (".py", ".yaml")
 
 
 class ArtifactError(RuntimeError):
@@ -31,7 +33,8 @@ def build_code_zip(packages: Sequence[str] = FUNCTION_PACKAGES, root: Path = PRO
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for package in packages:
-            for path in sorted((root / package).rglob("*.py")):
+            files = (p for p in (root / package).rglob("*") if p.suffix in SOURCE_SUFFIXES)
+            for path in sorted(files):
                 info = zipfile.ZipInfo(str(path.relative_to(root)), ZIP_EPOCH)
                 info.external_attr = 0o644 << 16
                 archive.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)

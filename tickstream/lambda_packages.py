@@ -22,7 +22,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tickstream.lambda_artifacts import ZIP_EPOCH
+from tickstream.lambda_artifacts import SOURCE_SUFFIXES, ZIP_EPOCH
 from tickstream.settings import PROJECT_ROOT
 
 # The python3.11 runtime runs on Amazon Linux 2, whose glibc is 2.26 (Lambda runtimes table,
@@ -38,8 +38,6 @@ RUNTIME_PROVIDED = frozenset(
 # 250 MB unzipped for a function and its layers; the small functions' own budget is a 10 MB zip.
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 SMALL_ZIP_LIMIT = 10 * 1024 * 1024
-# Our modules and the data files they read (alerts/rules.yaml).
-SOURCE_SUFFIXES = (".py", ".yaml")
 # Test suites that some wheels ship inside the package; nothing imports them at run time.
 BUNDLED_TEST_DIRS = frozenset({"tests", "test"})
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 import pytest
 
+from tickstream.lambda_artifacts import build_code_zip
 from tickstream.settings import Settings, SettingsError
 
 
@@ -46,3 +50,10 @@ def test_real_aws_only_when_asked_and_never_with_local_credentials() -> None:
 def test_bad_values_are_named(env: dict[str, str], name: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_environment(env)
+
+
+def test_the_local_code_zip_holds_the_data_files_the_handlers_read() -> None:
+    with zipfile.ZipFile(io.BytesIO(build_code_zip())) as code:
+        names = set(code.namelist())
+    assert {"alerts/rules.yaml", "quote_poller/sources.yaml", "charts/handler.py"} <= names
+    assert not [n for n in names if "__pycache__" in n or n.startswith("tickstream/")]
