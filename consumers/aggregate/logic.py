@@ -8,7 +8,9 @@ Exactly-once effect rests on three facts kept in the bars table:
   another record is skipped; a tick's id always falls in its own 1m bar, so that is where the
   bar can look it up, however late the copy arrives (up to MAX_IDS_PER_BAR ids per bar);
 - bars of longer intervals are built from 1m bars, one slot per minute, so folding the same
-  1m bar in twice changes nothing, and a crash between two writes heals on the retry.
+  1m bar in twice changes nothing. A minute whose ticks come again after this shard wrote them
+  (a retry after a crash or fault between two writes, a replay) is folded into its longer bars
+  and S3 rows once more (WindowState.refold): what the crash left unwritten is written then.
 Known limit: two copies of one tick sent to two different shards (partition keys other than
 the symbol) whose windows are open at the same time are both counted; copies on one shard,
 or a copy arriving after the first one's bar was written, are dropped.
@@ -216,6 +218,10 @@ class WindowState:
 
     last: Position | None = None
     minutes: dict[MinuteKey, PartialMinute] = field(default_factory=dict)
+    # 1m bars this shard had already written when its ticks came again (a retry after a crash or
+    # a fault, a replay): the flush folds them into the longer bars and S3 rows once more, which
+    # changes nothing that was written and writes what the crash left unwritten.
+    refold: set[MinuteKey] = field(default_factory=set)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -225,6 +231,7 @@ class WindowState:
                 f"{symbol}|{minute}": _partial_to_json(partial)
                 for (symbol, minute), partial in self.minutes.items()
             },
+            "refold": sorted(f"{symbol}|{minute}" for symbol, minute in self.refold),
         }
 
     @classmethod
@@ -237,7 +244,8 @@ class WindowState:
         for key, value in state["bars"].items():
             symbol, minute = key.rsplit("|", 1)
             minutes[(symbol, int(minute))] = _partial_from_json(value)
-        return cls(position_parse(state["last"]) if state.get("last") else None, minutes)
+        refold = {(s, int(m)) for s, m in (key.rsplit("|", 1) for key in state.get("refold", []))}
+        return cls(position_parse(state["last"]) if state.get("last") else None, minutes, refold)
 
 
 @dataclass(frozen=True)
@@ -276,7 +284,9 @@ def accumulate(
         members = arrived
         if book is not None and book.watermark is not None:
             unseen = [i for i in members if ticks.position(i) > book.watermark]
-            redelivered += len(members) - len(unseen)
+            if len(unseen) < len(members):
+                redelivered += len(members) - len(unseen)
+                state.refold.add(minute_key)
             members = unseen
         partial = state.minutes.get(minute_key)
         members, digests = _drop_known_ids(ticks, members, book, partial)

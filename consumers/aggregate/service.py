@@ -95,12 +95,16 @@ class Aggregator:
         """Writes each bar the window touched once: 1m bars first, then the longer ones built from them."""
         report = FlushReport()
         now = time.time()
-        minute_keys = sorted(state.minutes)
+        minute_keys = sorted(state.minutes.keys() | state.refold)
         stored = self._table.get_bars([(s, BASE_INTERVAL, m) for s, m in minute_keys])
         minutes: list[StoredBar] = []
         for symbol, minute in minute_keys:
-            partial = state.minutes[(symbol, minute)]
             bar = stored[(symbol, BASE_INTERVAL, minute)]
+            partial = state.minutes.get((symbol, minute))
+            if partial is None:  # only refolded: the 1m bar holds these ticks already
+                if bar.acc is not None:
+                    minutes.append(bar)
+                continue
 
             def apply(
                 bar: StoredBar, partial: PartialMinute = partial, key: MinuteKey = (symbol, minute)

@@ -14,11 +14,32 @@ from consumers.aggregate.logic import MinuteBookkeeping, MinuteKey, Rejection, S
 from market.bars import BASE_INTERVAL
 
 
+class ProcessKilled(BaseException):
+    """The process ends here, as SIGKILL ends it: a BaseException, so no `except Exception` of the
+    code under test can catch it and carry on."""
+
+
+class WriteCounter:
+    """Counts the writes of both stores, in order; kills the process at write `kill_at` (0-based),
+    before it lands."""
+
+    def __init__(self, kill_at: int | None = None) -> None:
+        self.writes = 0
+        self.kill_at = kill_at
+
+    def write(self) -> None:
+        if self.kill_at is not None and self.writes == self.kill_at:
+            self.kill_at = None
+            raise ProcessKilled(f"killed at write {self.writes}")
+        self.writes += 1
+
+
 class MemoryBarsTable:
-    def __init__(self) -> None:
+    def __init__(self, counter: WriteCounter | None = None) -> None:
         self.items: dict[tuple[str, str, int], StoredBar] = {}
         self.puts = 0
         self.fail_after: int | None = None  # raise on the put after this many more
+        self.counter = counter or WriteCounter()
 
     def minute_bookkeeping(
         self, shard_id: str, keys: Iterable[MinuteKey]
@@ -46,24 +67,28 @@ class MemoryBarsTable:
         current = self.items.get(key)
         if (current.version if current else 0) != bar.version:
             raise VersionConflict(str(key))
+        self.counter.write()
         bar.version += 1
         self.items[key] = copy.deepcopy(bar)
         self.puts += 1
 
 
 class MemoryDataLake:
-    def __init__(self) -> None:
+    def __init__(self, counter: WriteCounter | None = None) -> None:
         self.quarantined: dict[tuple[str, str, int | None], Rejection] = {}
         self.day_files: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+        self.counter = counter or WriteCounter()
 
     def quarantine(self, rejections: Iterable[Rejection]) -> int:
         count = 0
         for r in rejections:
+            self.counter.write()
             self.quarantined[(r.shard_id, r.sequence_number, r.sub_sequence)] = r
             count += 1
         return count
 
     def merge_day_file(self, interval: str, symbol: str, day: str, rows: Iterable[dict[str, Any]]) -> None:
+        self.counter.write()
         target = self.day_files.setdefault((interval, symbol, day), {})
         for row in rows:
             target[row["start"]] = row
