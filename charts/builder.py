@@ -40,6 +40,10 @@ class Site(Protocol):
 
 Renderer = Callable[[pd.DataFrame, str, int], bytes]
 WEEK_SECONDS = 7 * 86_400
+# What a bar item that cannot be parsed, or a bar pandas or matplotlib cannot place (a start in
+# the year 9999 is past pandas' last Timestamp), raises. Such a series is skipped and reported;
+# the table's or the bucket's own errors (BarsTableError, SiteError) still fail the batch.
+BAD_SERIES_ERRORS = (ValueError, KeyError, TypeError, ArithmeticError)
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,20 @@ def _bars(stored: Sequence[StoredBar]) -> list[Bar]:
     return [Bar.of(b.symbol, b.interval, b.start, b.acc) for b in stored if b.acc is not None]
 
 
+@dataclass(frozen=True)
+class Rebuilt:
+    drawn: int
+    failed: dict[tuple[str, str], str]  # (symbol, interval) skipped -> why
+
+
+def render_or_reason(render: Renderer, chart: Chart) -> bytes | str:
+    """The PNG, or why this one series cannot be drawn: one bad series never stops the others."""
+    try:
+        return render(chart.frame, chart.title, chart.bar_seconds)
+    except BAD_SERIES_ERRORS as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
 class ChartBuilder:
     def __init__(self, bars: BarsSource, site: Site, render: Renderer = render_chart) -> None:
         self._bars = bars
@@ -84,25 +102,39 @@ class ChartBuilder:
         self,
         series: Iterable[tuple[str, str]],
         now: int,
-        draw: Callable[[list[Chart]], list[bytes]] | None = None,
-    ) -> int:
-        """Draws and uploads the charts, refreshes the touched symbols' entries; returns charts drawn."""
-        charts = [c for c in (self.load(s, i) for s, i in charts_to_draw(series)) if not c.frame.empty]
-        images = (
-            draw(charts)
-            if draw is not None
-            else [self._render(c.frame, c.title, c.bar_seconds) for c in charts]
-        )
+        draw: Callable[[list[Chart]], list[bytes | str]] | None = None,
+    ) -> Rebuilt:
+        """Draws and uploads the charts, refreshes the touched symbols' entries.
+
+        A series whose bars cannot be read or drawn is skipped and named in the result.
+        """
+        failed: dict[tuple[str, str], str] = {}
+        loaded = []
+        for symbol, interval in charts_to_draw(series):
+            try:
+                loaded.append(self.load(symbol, interval))
+            except BAD_SERIES_ERRORS as exc:
+                failed[(symbol, interval)] = f"{type(exc).__name__}: {exc}"
+        charts = [c for c in loaded if not c.frame.empty]
+        images = draw(charts) if draw is not None else [render_or_reason(self._render, c) for c in charts]
+        uploaded: list[Chart] = []
         for chart, png in zip(charts, images, strict=True):
+            if isinstance(png, str):
+                failed[(chart.symbol, chart.interval)] = png
+                continue
             self._site.put_chart(chart.symbol, chart.interval, png)
+            uploaded.append(chart)
         entries = self._site.read_entries()
-        for symbol in sorted({c.symbol for c in charts}):
-            drawn = {c.interval for c in charts if c.symbol == symbol}
+        for symbol in sorted({c.symbol for c in uploaded}):
+            drawn = {c.interval for c in uploaded if c.symbol == symbol}
             before = entries.get(symbol)
-            have = drawn | set(before.charts if before else ())
-            entries[symbol] = self._entry(symbol, tuple(i for i in CHART_INTERVALS if i in have), now)
+            have = tuple(i for i in CHART_INTERVALS if i in drawn | set(before.charts if before else ()))
+            try:
+                entries[symbol] = self._entry(symbol, have, now)
+            except BAD_SERIES_ERRORS as exc:  # the page keeps the symbol as it last stood
+                failed[(symbol, "entry")] = f"{type(exc).__name__}: {exc}"
         self._site.publish(entries, now)
-        return len(charts)
+        return Rebuilt(len(uploaded), failed)
 
     def _entry(self, symbol: str, charts: tuple[str, ...], now: int) -> SymbolEntry:
         last = _bars(self._bars.query_bars(symbol, "1m", 1))
@@ -112,17 +144,12 @@ class ChartBuilder:
         return SymbolEntry(symbol, str(last_price) if last_price is not None else "n/a", change, now, charts)
 
 
-def draw_in_parallel(charts: list[Chart]) -> list[bytes]:
+def draw_in_parallel(charts: list[Chart]) -> list[bytes | str]:
     """Renders on every core when there are enough charts to pay for the worker processes.
 
     For `tickstream charts` on a workstation; the Lambda draws in its one process.
     """
     if len(charts) < PARALLEL_FROM:
-        return [render_chart(c.frame, c.title, c.bar_seconds) for c in charts]
-    frames, titles, widths = (
-        [c.frame for c in charts],
-        [c.title for c in charts],
-        [c.bar_seconds for c in charts],
-    )
+        return [render_or_reason(render_chart, c) for c in charts]
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        return list(pool.map(render_chart, frames, titles, widths))
+        return list(pool.map(render_or_reason, [render_chart] * len(charts), charts))

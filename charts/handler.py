@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from alerts.cooldown_table import CooldownTable
 from alerts.service import AlertReport, AlertService, rules_from_file
 from alerts.slack_webhook import SlackWebhook
-from charts.builder import ChartBuilder
+from charts.builder import ChartBuilder, Rebuilt
 from charts.settings import ChartSettings
 from charts.site import chart_key
 from charts.site_bucket import SiteBucket
@@ -106,8 +106,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         _built = _build()
     builder, alerts = _built
     series = changed_series(DynamoDBStreamEvent(event))
-    drawn = builder.rebuild(series, int(time.time())) if series else 0
+    rebuilt = builder.rebuild(series, int(time.time())) if series else Rebuilt(0, {})
+    drawn = rebuilt.drawn
     metrics.add_metric("ChartsRendered", MetricUnit.Count, drawn)
+    metrics.add_metric("ChartsFailed", MetricUnit.Count, len(rebuilt.failed))
+    for (symbol, interval), reason in sorted(rebuilt.failed.items()):
+        # Skipped, not retried: the same bars would fail the same way and block the stream.
+        logger.error("chart not drawn", extra={"symbol": symbol, "interval": interval, "reason": reason})
     # After the charts, so that an alert's link shows the move.
     if alerts is not None and series:
         _report(alerts.check(series, int(time.time() * 1000)))

@@ -282,8 +282,9 @@ def consume(
 
 
 def build_charts(clients: AwsClients, outputs: StackOutputs, symbol: str | None) -> int:
-    table = BarsTable(clients.client("dynamodb"), outputs.BarsTableName)
     from charts.builder import ChartBuilder, draw_in_parallel  # matplotlib: only when drawing
+
+    table = BarsTable(clients.client("dynamodb"), outputs.BarsTableName)
 
     builder = ChartBuilder(table, SiteBucket(clients.client("s3"), outputs.SiteBucketName))
     series = {(s, i) for s, i in table.list_series() if symbol is None or s == symbol}
@@ -292,7 +293,10 @@ def build_charts(clients: AwsClients, outputs: StackOutputs, symbol: str | None)
             f"no bars of {symbol} in {outputs.BarsTableName}: run `tickstream produce --symbols {symbol}` "
             "and `tickstream consume --until-idle` first"
         )
-    return builder.rebuild(series, int(time.time()), draw=draw_in_parallel)
+    rebuilt = builder.rebuild(series, int(time.time()), draw=draw_in_parallel)
+    for (name, interval), reason in sorted(rebuilt.failed.items()):
+        err.print(f"not drawn: {name} {interval}: {reason}", markup=False, highlight=False)
+    return rebuilt.drawn
 
 
 def site_url(settings: Settings, outputs: StackOutputs) -> str:

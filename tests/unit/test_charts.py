@@ -10,11 +10,12 @@ import orjson
 import pandas as pd
 import pytest
 
-from charts.builder import charts_to_draw
+from charts.builder import ChartBuilder, charts_to_draw
 from charts.chart_data import bars_frame, weekly_from_daily
 from charts.render import render_chart
 from charts.site import SymbolEntry, index_html, manifest_json
-from market.bars import Bar
+from consumers.aggregate.logic import StoredBar
+from market.bars import Bar, BarAccumulator
 
 MINUTE = 1_793_629_800  # 2026-11-02 14:30 UTC
 
@@ -100,3 +101,45 @@ def test_text_from_a_record_cannot_become_markup() -> None:
     page = index_html([SymbolEntry("X", "<b>1</b>", None, MINUTE, ())], MINUTE).decode()
     assert "<b>1</b>" not in page
     assert "&lt;b&gt;1&lt;/b&gt;" in page
+
+
+class _Bars:
+    """Bars as the table would return them: GOOD's are fine, FAR's 1d bar starts in 9999 (past
+    pandas' last Timestamp), and BAD's items cannot be parsed."""
+
+    def query_bars(self, symbol: str, interval: str, newest: int) -> list[StoredBar]:
+        if symbol == "BAD":
+            raise KeyError("_ck")
+        start = 253_402_214_400 if (symbol, interval) == ("FAR", "1d") else MINUTE
+        acc = BarAccumulator.of_tick(Decimal("10.5"), Decimal(3), (start * 1000, 0, 0))
+        return [StoredBar(symbol, interval, start, acc)]
+
+
+class _Site:
+    def __init__(self) -> None:
+        self.charts: dict[tuple[str, str], bytes] = {}
+        self.entries = {"BAD": SymbolEntry("BAD", "9", None, 1, ("1m",))}
+        self.published: dict[str, SymbolEntry] = {}
+
+    def put_chart(self, symbol: str, interval: str, png: bytes) -> None:
+        self.charts[(symbol, interval)] = png
+
+    def read_entries(self) -> dict[str, SymbolEntry]:
+        return dict(self.entries)
+
+    def publish(self, entries: dict[str, SymbolEntry], generated_at: int) -> None:
+        self.published = entries
+
+
+def test_a_series_that_cannot_be_read_or_drawn_is_skipped_and_named_not_fatal() -> None:
+    site = _Site()
+    series = [("GOOD", "1m"), ("FAR", "1m"), ("FAR", "1d"), ("BAD", "1m")]
+    rebuilt = ChartBuilder(_Bars(), site).rebuild(series, MINUTE)
+    assert set(site.charts) == {("GOOD", "1m"), ("FAR", "1m")}
+    assert set(rebuilt.failed) == {("FAR", "1d"), ("FAR", "1w"), ("BAD", "1m")}
+    assert "KeyError" in rebuilt.failed[("BAD", "1m")]
+    assert rebuilt.drawn == 2
+    # FAR stays on the page with the chart it has; BAD, drawn nowhere, keeps its old entry.
+    assert set(site.published) == {"GOOD", "FAR", "BAD"}
+    assert site.published["FAR"].charts == ("1m",)
+    assert site.published["BAD"] == site.entries["BAD"]
