@@ -31,6 +31,20 @@ ZERO = Decimal(0)
 # Event times outside [1970-01-01, 10000-01-01) cannot be bucketed into a UTC calendar day.
 MIN_TS_MS = 0
 MAX_TS_MS = 253_402_300_800_000
+# How far a tick's event time may run ahead of its arrival in the stream (Kinesis's
+# approximateArrivalTimestamp): room for producers' clocks, not for ticks from the future, which
+# would set a chart's last price and open bars nobody will close.
+MAX_AHEAD_OF_ARRIVAL_MS = 5 * 60_000
+
+
+def check_not_ahead(tick: Tick, arrival_ms: int) -> Tick:
+    if tick.ts_ms > arrival_ms + MAX_AHEAD_OF_ARRIVAL_MS:
+        raise InvalidTick(
+            RejectReason.FUTURE_TIMESTAMP,
+            f"ts {tick.ts_ms} is {(tick.ts_ms - arrival_ms) / 60_000:,.1f} min after the record reached "
+            f"the stream ({arrival_ms}); at most {MAX_AHEAD_OF_ARRIVAL_MS // 60_000} min are allowed",
+        )
+    return tick
 
 
 class RejectReason(StrEnum):
@@ -43,6 +57,7 @@ class RejectReason(StrEnum):
     BAD_PRICE = "bad_price"
     BAD_SIZE = "bad_size"
     BAD_TIMESTAMP = "bad_timestamp"
+    FUTURE_TIMESTAMP = "future_timestamp"
     BAD_ID = "bad_id"
 
 

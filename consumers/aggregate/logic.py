@@ -33,7 +33,7 @@ from typing import Any
 from market.bars import BASE_INTERVAL, EXACT, INTERVAL_SECONDS, BarAccumulator, TickKey
 from market.kpl_records import CorruptAggregate, is_aggregated, user_record_data
 from market.tick_batches import TickColumns, decode_columns
-from market.ticks import ZERO, InvalidTick, Tick, decode_tick
+from market.ticks import MAX_AHEAD_OF_ARRIVAL_MS, ZERO, InvalidTick, Tick, check_not_ahead, decode_tick
 
 # Hashes of 8 bytes keep an id set of 20,000 ticks near 180 KB, inside DynamoDB's 400 KB item
 # limit (DynamoDB developer guide, service quotas: item size) with room for the bar itself.
@@ -166,14 +166,14 @@ def explode(records: Iterable[RawRecord]) -> tuple[ShardTicks, list[Rejection]]:
                 )
                 continue
             columns = decode_columns(datas)
-            if columns is not None:
+            if columns is not None and max(columns.ts_ms) <= record.arrival_ms + MAX_AHEAD_OF_ARRIVAL_MS:
                 ticks.add_columns(columns, sequence, record.arrival_ms)
                 continue
         else:
             datas = [record.data]
         for sub_sequence, data in enumerate(datas):
             try:
-                tick = decode_tick(data)
+                tick = check_not_ahead(decode_tick(data), record.arrival_ms)
             except InvalidTick as exc:
                 rejections.append(
                     Rejection(

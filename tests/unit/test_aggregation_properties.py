@@ -19,6 +19,8 @@ from tests.support.memory_stores import MemoryBarsTable, MemoryDataLake
 from tickstream.bars_reference import ReferenceTick, public_values, reference_bars
 
 BASE_MS = 1_795_000_000_000
+# Every record reaches the stream after the last tick's event time (tick_strategy's 3 hours).
+ARRIVAL_MS = BASE_MS + 4 * 3_600_000
 SHARD = "shardId-000000000000"
 POISON = [
     b"{not json",
@@ -65,13 +67,13 @@ def test_any_delivery_gives_the_reference_bars(
         sequence += data.draw(st.integers(1, 1000))
         parts = [p for p in group if isinstance(p, bytes)]
         if len(parts) == 1 and data.draw(st.booleans()):
-            records.append(RawRecord(SHARD, str(sequence), BASE_MS, "k", parts[0]))
+            records.append(RawRecord(SHARD, str(sequence), ARRIVAL_MS, "k", parts[0]))
             subs = [0]
         else:
             builder = AggregateBuilder(1024 * 1024)
             for part in parts:
                 builder.try_add("k", part)
-            records.append(RawRecord(SHARD, str(sequence), BASE_MS, "k", builder.build()))
+            records.append(RawRecord(SHARD, str(sequence), ARRIVAL_MS, "k", builder.build()))
             subs = list(range(len(parts)))
         for sub, part in zip(subs, parts, strict=True):
             if part in POISON:

@@ -22,6 +22,7 @@ from tickstream.bars_reference import ReferenceBar, ReferenceTick, public_values
 
 BASE_MS = 1_795_000_020_000  # 00:47:00 on a day: windows cross a 5m and a 1h boundary below
 SHARD = "shardId-000000000000"
+ARRIVAL_MS = BASE_MS + 10 * 60_000  # after every tick's event time
 
 
 def _dataset() -> tuple[list[list[RawRecord]], dict[tuple[str, str, int], ReferenceBar]]:
@@ -43,10 +44,10 @@ def _dataset() -> tuple[list[list[RawRecord]], dict[tuple[str, str, int], Refere
                 ticks.append(tick)
                 builder.try_add(symbol, encode_tick(tick))
             sequence += 10
-            records.append(RawRecord(SHARD, str(sequence), BASE_MS, "k", builder.build()))
+            records.append(RawRecord(SHARD, str(sequence), ARRIVAL_MS, "k", builder.build()))
             reference += [(t.symbol, t.price, t.size, t.ts_ms, sequence, s) for s, t in enumerate(ticks)]
         sequence += 1
-        records.append(RawRecord(SHARD, str(sequence), BASE_MS, "k", b"{poison"))
+        records.append(RawRecord(SHARD, str(sequence), ARRIVAL_MS, "k", b"{poison"))
         windows.append(records)
     return windows, reference_bars(reference, DEFAULT_INTERVALS)
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from consumers.aggregate.logic import RawRecord, explode
 from market.ticks import (
+    MAX_AHEAD_OF_ARRIVAL_MS,
     InvalidTick,
     RejectReason,
     Tick,
@@ -178,3 +179,23 @@ def test_poison_in_an_aggregate_is_quarantined_and_its_neighbours_kept(poison: b
     ticks, rejections = explode([RawRecord("shardId-0", "7", 0, "A", blob)])
     assert [ticks.tick(i).id for i in range(len(ticks))] == ["v:0", "v:1", "v:2"]
     assert [(r.sub_sequence, r.data) for r in rejections] == [(1, poison)]
+
+
+def test_a_tick_more_than_five_minutes_ahead_of_its_arrival_is_quarantined_not_charted() -> None:
+    arrival = 1_795_000_000_000
+    near, far = arrival + MAX_AHEAD_OF_ARRIVAL_MS, arrival + MAX_AHEAD_OF_ARRIVAL_MS + 1
+    aggregator = RecordAggregator()
+    datas = [encode_tick(Tick("A", Decimal(1), Decimal(1), ts, f"f{ts}")) for ts in (arrival, near, far)]
+    for data in datas:
+        aggregator.add_user_record("A", data)
+    blob = aggregator.clear_and_get().get_contents()[2]
+    year_9999 = encode_tick(Tick("A", Decimal(1), Decimal(1), 253_402_214_400_000, "y"))
+    ticks, rejections = explode(
+        [RawRecord("s", "1", arrival, "A", blob), RawRecord("s", "2", arrival, "A", year_9999)]
+    )
+    assert [ticks.tick(i).ts_ms for i in range(len(ticks))] == [arrival, near]
+    assert [(r.sequence_number, r.sub_sequence, r.reason) for r in rejections] == [
+        ("1", 2, "future_timestamp"),
+        ("2", 0, "future_timestamp"),
+    ]
+    assert "min after the record reached the stream" in rejections[0].message
