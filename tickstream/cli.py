@@ -28,6 +28,7 @@ from rich.table import Table
 from charts.site_bucket import SiteBucket, SiteError
 from consumers.aggregate.bars_table import BarsTable, BarsTableError
 from consumers.local_runner.aws_io import RunnerIOError
+from consumers.local_runner.kill_switch import KillAfterWrites
 from consumers.local_runner.runner import LocalRunner
 from consumers.shard_reader import ShardReader, StreamReadError
 from market.ticks import InvalidTick, Tick, validate_symbol, validate_timestamp
@@ -264,6 +265,8 @@ def consume(
     if follow and until_idle:
         raise fail("--follow and --until-idle exclude each other")
     clients = AwsClients(state.settings)
+    if state.settings.kill_after_writes is not None:
+        KillAfterWrites(state.settings.kill_after_writes).install(clients.session)
     outputs = _deployer(clients).outputs()
     runner = run_consumer(clients, outputs, until_idle=until_idle)
     for run in runner.runs:

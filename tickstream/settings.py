@@ -37,6 +37,8 @@ class Settings:
     local_credentials: bool
     alert_webhook_url: str | None = None  # ALERT_WEBHOOK_URL: where locally run chart builders post alerts
     quote_sources_file: Path | None = None  # QUOTE_SOURCES_FILE: what a locally run quote poller polls
+    # TICKSTREAM_KILL_AFTER_WRITES: `consume` ends itself after this many DynamoDB/S3 writes (tests)
+    kill_after_writes: int | None = None
 
     @property
     def target(self) -> str:
@@ -75,10 +77,19 @@ class Settings:
             quote_sources_file=Path(env["QUOTE_SOURCES_FILE"]).resolve()
             if env.get("QUOTE_SOURCES_FILE")
             else None,
+            kill_after_writes=_positive_writes(env.get("TICKSTREAM_KILL_AFTER_WRITES")),
         )
 
 
 def _port(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise SettingsError(f"TICKSTREAM_PORT={text!r} must be a TCP port number")
+    return int(text)
+
+
+def _positive_writes(text: str | None) -> int | None:
+    if not text:
+        return None
+    if not text.isdigit() or int(text) == 0:
+        raise SettingsError(f"TICKSTREAM_KILL_AFTER_WRITES={text!r} must be a whole number, 1 or more")
     return int(text)
