@@ -1,4 +1,7 @@
-"""`tickstream`: thin commands that parse arguments, build settings once, and call the parts."""
+"""tickstream: market ticks through Kinesis into exactly-once OHLC bars and candlestick charts,
+on the embedded local AWS (moto) or, with --aws, on AWS itself.
+
+Start with `tickstream up`, then `produce`, `consume --until-idle`, `status` and `view`."""
 
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ from producer.pipeline import Pace, ProduceOptions, Producer, ProduceStats
 from producer.quote_polling import PollFailure, QuotePoller, QuoteSourceConfig, SourceConfigError
 from producer.sources import BadCsvRow, CsvReplay, Jump, SyntheticMarket
 from tickstream.aws_clients import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, AwsClients
-from tickstream.deploy import deploy_stack, runner_checkpoints_table
+from tickstream.deploy import check_given, deploy_stack, runner_checkpoints_table
 from tickstream.embedded_aws import EmbeddedAws, EmbeddedAwsError
 from tickstream.failures import BOTOCORE_ERRORS, explain
 from tickstream.health import HEALTH_WINDOW_S, HealthReader, HealthReadError
@@ -125,6 +128,7 @@ def up(
 ) -> None:
     """Start the embedded AWS (unless AWS_ENDPOINT_URL is set) and deploy infra/template.yaml to it."""
     settings = state.settings
+    check_given(settings, parameter or [])  # a typo starts no server and creates nothing
     if settings.embedded:
         local = EmbeddedAws(settings.state_dir, settings.port)
         started = local.start()
@@ -378,7 +382,8 @@ def logs(
 @app.command()
 def view(
     port: Annotated[
-        int, typer.Option(envvar="TICKSTREAM_VIEW_PORT", help="Port to serve the chart site on.")
+        int,
+        typer.Option(envvar="TICKSTREAM_VIEW_PORT", min=0, max=65535, help="Port to serve the charts on."),
     ] = 8080,
     host: Annotated[
         str, typer.Option(envvar="TICKSTREAM_VIEW_HOST", help="Address to listen on; 0.0.0.0 in a container.")

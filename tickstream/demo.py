@@ -108,9 +108,9 @@ def show_alerts(out: Console, received: list[Any], jumped: str) -> None:
     """What the chart builder posted to the local webhook receiver (a Slack webhook on AWS)."""
     if not received:
         out.print(
-            f"no alert posted this run: {jumped}'s jump was likely reported by an earlier demo on this "
-            "local stack within the rule's cooldown (alerts/rules.yaml); "
-            "`tickstream logs charts --filter alert` tells"
+            f"no alert posted this run: an earlier demo on this stack reported {jumped}'s jump within "
+            f"the rule's cooldown, or {jumped} has fewer 1m bars than the rule looks back "
+            "(alerts/rules.yaml); `tickstream logs charts --filter alert` tells"
         )
     for body in received:
         out.print("alert posted to the local webhook receiver:", body.get("text", body), markup=False)

@@ -61,6 +61,11 @@ def parameter_overrides(pairs: Sequence[str], template: Mapping[str, Any]) -> di
     return overrides
 
 
+# A number as a template parameter is written: ASCII digits, an optional sign and fraction. Python's
+# float() also takes "nan", "1_0", " 60" and full-width digits, which no template means.
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
 def check_parameters(declared: Mapping[str, Any], values: Mapping[str, str]) -> None:
     """CloudFormation's checks of parameter values, with its messages, made before anything is created.
 
@@ -69,10 +74,9 @@ def check_parameters(declared: Mapping[str, Any], values: Mapping[str, str]) -> 
     for key, value in values.items():
         spec = declared[key]
         if spec.get("Type") == "Number":
-            try:
-                number = float(value)
-            except ValueError:
-                raise StackError(f"Parameter '{key}' must be a number") from None
+            if _PLAIN_NUMBER.fullmatch(value) is None:
+                raise StackError(f"Parameter '{key}' must be a number")
+            number = float(value)
             if "MinValue" in spec and number < float(spec["MinValue"]):
                 raise StackError(f"Parameter '{key}' must be a number not less than {spec['MinValue']}")
             if "MaxValue" in spec and number > float(spec["MaxValue"]):
@@ -103,6 +107,12 @@ def stack_parameters(
         elif "Default" in spec:
             values[key] = str(spec["Default"])
     return values
+
+
+def check_given(settings: Settings, overrides: Sequence[str]) -> None:
+    """The values given on the command line, checked before anything starts or is created."""
+    sam = load_template(settings.template_path)
+    check_parameters(sam.get("Parameters", {}), parameter_overrides(overrides, sam))
 
 
 @dataclass(frozen=True)

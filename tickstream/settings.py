@@ -51,7 +51,11 @@ class Settings:
         port = _port(env.get("TICKSTREAM_PORT", str(DEFAULT_PORT)))
         endpoint = env.get("AWS_ENDPOINT_URL") or None
         if endpoint is not None:
-            parsed = urlparse(endpoint)
+            try:
+                parsed = urlparse(endpoint)
+                parsed.port  # noqa: B018 - parsing the port is what raises for a bad one
+            except ValueError as exc:
+                raise SettingsError(f"AWS_ENDPOINT_URL={endpoint!r} is not a URL: {exc}") from exc
             if parsed.scheme not in ("http", "https") or not parsed.netloc:
                 raise SettingsError(f"AWS_ENDPOINT_URL={endpoint!r} must be an http(s) URL")
         if real_aws and endpoint is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
@@ -68,7 +69,14 @@ def load_template(path: Path) -> dict[str, Any]:
     """A template file as a dict, CloudFormation's short forms (!Ref, !GetAtt) included."""
     from samtranslator.yaml_helper import yaml_parse  # samtranslator: only where a template is read
 
-    template: dict[str, Any] = yaml_parse(path.read_text())
+    try:
+        template: dict[str, Any] = yaml_parse(path.read_text())
+    except OSError as exc:
+        raise StackError(f"cannot read the template {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise StackError(f"the template {path} is not YAML: {exc}") from exc
+    if not isinstance(template, dict):
+        raise StackError(f"the template {path} is not a CloudFormation template")
     return template
 
 

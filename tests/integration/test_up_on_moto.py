@@ -4,11 +4,14 @@ template (mapping, schedule) after every update."""
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.local_stack import LocalStack, run_cli
+from tests.support.local_stack import LocalStack, clean_environment, run_cli
+from tickstream.embedded_aws import free_local_port
 from tickstream.stack import StackDeployer, StackNotFound
 
 pytestmark = pytest.mark.integration
@@ -85,3 +88,14 @@ def test_bad_parameter_values_are_refused_before_anything_is_created(
     for name in (stack, f"{stack}-artifacts"):
         with pytest.raises(StackNotFound):
             StackDeployer(local_stack.client("cloudformation"), name).describe()
+
+
+def test_a_bad_value_on_a_fresh_port_starts_no_server(tmp_path: Path) -> None:
+    port = free_local_port()
+    env = clean_environment(TICKSTREAM_PORT=str(port), TICKSTREAM_STATE_DIR=str(tmp_path / "state"))
+    done = run_cli(["up", "--parameter", "TumblingWindowSeconds=nan"], env)
+    assert done.returncode == 2
+    assert "Parameter 'TumblingWindowSeconds' must be a number" in done.stderr
+    assert not (tmp_path / "state").exists()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", port))  # still free: nothing was started on it

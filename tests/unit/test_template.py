@@ -126,6 +126,12 @@ def test_up_overrides_only_parameters_the_template_has_and_does_not_set_itself()
         ("TumblingWindowSeconds", "5000", "'TumblingWindowSeconds' must be a number not greater than 900"),
         ("TumblingWindowSeconds", "-1", "Parameter 'TumblingWindowSeconds' must be a number not less than 0"),
         ("TumblingWindowSeconds", "sixty", "Parameter 'TumblingWindowSeconds' must be a number"),
+        # float() takes these; a template's number does not.
+        ("TumblingWindowSeconds", "nan", "Parameter 'TumblingWindowSeconds' must be a number"),
+        ("TumblingWindowSeconds", "1_0", "Parameter 'TumblingWindowSeconds' must be a number"),
+        ("TumblingWindowSeconds", " 60", "Parameter 'TumblingWindowSeconds' must be a number"),
+        ("TumblingWindowSeconds", "\uff16\uff10", "Parameter 'TumblingWindowSeconds' must be a number"),
+        ("TumblingWindowSeconds", "1e2", "Parameter 'TumblingWindowSeconds' must be a number"),
         ("ShardCount", "0", "Parameter 'ShardCount' must be a number not less than 1"),
         ("AlertEmail", "notanemail", "Parameter 'AlertEmail' must match pattern ^$|^[^@\\s]+@[^@\\s]+$"),
         ("BarIntervals", "2m", "Parameter 'BarIntervals' must match pattern"),
