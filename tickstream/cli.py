@@ -611,7 +611,7 @@ def produce(
         path = _source_file(source, "a CSV file with a symbol,price,size,ts header")
         csv_source = CsvReplay(path, skip_bad=skip_bad)
         ticks, total = csv_source.ticks(), None
-        err.print(_csv_pace_note(csv_source, pace), markup=False, highlight=False)
+        err.print(_csv_pace_note(csv_source, pace), markup=False, highlight=False, soft_wrap=True)
     elif source.startswith("http:"):
         path = _source_file(source, "a quote source config such as quote_poller/sources.yaml")
         ticks, total = _polled_ticks(path, duration, stop), None
