@@ -474,7 +474,11 @@ def _install_stop_handlers(finishing: str = "stopping") -> threading.Event:
 def where_prices_stand(
     clients: AwsClients, outputs: StackOutputs, symbols: Sequence[str]
 ) -> dict[str, tuple[Decimal, int]]:
-    """Each symbol's last 1m close and the time of its last tick: where a new synthetic run goes on."""
+    """Each symbol's last 1m close and the time of its last tick: where a new synthetic run goes on.
+
+    A producer may be allowed to put records and nothing else (the stack's ProducerPolicyArn): when
+    the bars cannot be read, the run says so and draws its prices from the seed.
+    """
     table = BarsTable(clients.client("dynamodb"), outputs.BarsTableName)
     standing = {}
     try:
@@ -483,7 +487,8 @@ def where_prices_stand(
             if newest and newest[0].acc is not None:
                 standing[symbol] = (newest[0].acc.close, newest[0].acc.last_ts)
     except BarsTableError as exc:
-        raise fail(str(exc)) from exc
+        err.print(f"prices drawn from the seed: the bars table cannot be read ({exc})", markup=False)
+        return {}
     return standing
 
 

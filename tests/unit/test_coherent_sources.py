@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 
 from aws_kinesis_agg.aggregator import RecordAggregator
+from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +16,7 @@ from consumers.shard_reader import StreamRecord
 from market.ticks import Tick, encode_tick
 from producer.sources import SyntheticMarket
 from tickstream.bars_reference import reference_bars, reference_from_stream
+from tickstream.cli import where_prices_stand
 
 START_MS = 1_764_460_800_000  # 2025-11-30 00:00 UTC
 
@@ -63,3 +66,21 @@ def test_the_reference_decodes_awslabs_aggregates_and_plain_records_alike() -> N
 
     rows = [(t.symbol, t.price, t.size, t.ts_ms, n, 0) for n, t in enumerate(ticks)]
     assert reference_from_stream(records, ["1m", "5m"]) == reference_bars(rows, ["1m", "5m"])
+
+
+class _DeniedDynamoDB:
+    """A producer's credentials (ProducerPolicyArn) may put records and read nothing else."""
+
+    def query(self, **_kwargs: object) -> dict[str, object]:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "Query")
+
+
+class _ProducerClients:
+    def client(self, service: str) -> _DeniedDynamoDB:
+        assert service == "dynamodb"
+        return _DeniedDynamoDB()
+
+
+def test_a_producer_that_may_not_read_bars_draws_its_prices_from_the_seed() -> None:
+    outputs = SimpleNamespace(BarsTableName="bars")
+    assert where_prices_stand(_ProducerClients(), outputs, ["AAA"]) == {}  # type: ignore[arg-type]
