@@ -178,7 +178,8 @@ def status() -> None:
     out.print(table)
     out.print(f"bars    table {outputs.BarsTableName}")
     out.print(f"data    s3://{outputs.DataBucketName}/   site s3://{outputs.SiteBucketName}/")
-    out.print(f"DLQ     {dlq} message(s) in {outputs.DeadLetterQueueUrl}")
+    waiting = "" if dlq == "0" else ": fix the cause, then `tickstream redrive`"
+    out.print(f"DLQ     {dlq} message(s) in {outputs.DeadLetterQueueUrl}{waiting}")
     health = HealthReader(clients.client("cloudwatch"), clients.client("logs")).read(
         f"tickstream/{state.settings.stack_name}",
         outputs.AggregatorFunctionName,
@@ -285,6 +286,54 @@ def consume(
         out.print(
             f"{schedule.target.function.name}: {fired.fired} scheduled events, {fired.invokes} invocations, "
             f"{fired.errors} errors, {fired.retried} retried, {fired.dropped} dropped"
+        )
+
+
+@app.command()
+def redrive() -> None:
+    """Bring the ticks of batches Lambda gave up on (the dead-letter queue) into the bars, once."""
+    from consumers.aggregate.data_lake import DataLake
+    from consumers.aggregate.service import Aggregator, AggregatorConfig
+    from consumers.aggregate.settings import AggregatorSettings, AggregatorSettingsError
+    from tickstream.redrive import DeadLetterQueue, RedriveError, redrive
+
+    clients = AwsClients(state.settings)
+    outputs = _deployer(clients).outputs()
+    function = clients.client("lambda").get_function_configuration(
+        FunctionName=outputs.AggregatorFunctionName
+    )
+    try:
+        settings = AggregatorSettings.from_environment(function.get("Environment", {}).get("Variables", {}))
+    except AggregatorSettingsError as exc:
+        raise fail(f"the deployed aggregator's {exc}") from exc
+    aggregator = Aggregator(
+        BarsTable(clients.client("dynamodb"), settings.bars_table),
+        DataLake(clients.client("s3"), settings.data_bucket),
+        AggregatorConfig(settings.intervals, settings.late_after_ms),
+    )
+    try:
+        summary = redrive(
+            DeadLetterQueue(clients.client("sqs"), outputs.DeadLetterQueueUrl),
+            ShardReader(clients.client("kinesis"), outputs.StreamName),
+            aggregator,
+            outputs.StreamArn,
+            outputs.BarsTableStreamArn,
+            lambda: build_charts(clients, outputs, None),
+            out.print,
+        )
+    except RedriveError as exc:
+        raise fail(str(exc)) from exc
+    out.print(
+        f"redrive: {summary.ranges} discarded range(s), {summary.records} records, "
+        f"{summary.recovered} ticks recovered, {summary.already_held} already in the bars, "
+        f"{summary.unknowable} unknowable (no tick id), {summary.rejected} rejected; "
+        f"{summary.chart_batches} chart batch(es), {summary.charts_drawn} chart(s) drawn"
+    )
+    if summary.left:
+        for reason in summary.left[:20]:
+            err.print(f"left in the queue: {reason}", markup=False, highlight=False)
+        raise fail(
+            f"{len(summary.left)} message(s) left in {outputs.DeadLetterQueueUrl}: run the redrive again"
         )
 
 

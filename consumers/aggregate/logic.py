@@ -11,6 +11,8 @@ Exactly-once effect rests on three facts kept in the bars table:
   1m bar in twice changes nothing. A minute whose ticks come again after this shard wrote them
   (a retry after a crash or fault between two writes, a replay) is folded into its longer bars
   and S3 rows once more (WindowState.refold): what the crash left unwritten is written then.
+A redrive (`tickstream redrive`) brings back records Lambda discarded: below the watermarks, a
+tick's id alone decides, and a tick without one is left out and counted, never risked twice.
 Known limit: two copies of one tick sent to two different shards (partition keys other than
 the symbol) whose windows are open at the same time are both counted; copies on one shard,
 or a copy arriving after the first one's bar was written, are dropped.
@@ -254,6 +256,9 @@ class AccumulateCounts:
     redelivered: int
     duplicates: int
     late: int
+    # Redrive only: ticks at or below a bar's watermark that carry no id (or whose bar's id set
+    # is full), so nothing can tell whether the bar holds them; left out rather than risk a double.
+    unknowable: int = 0
 
 
 def accumulate(
@@ -261,11 +266,16 @@ def accumulate(
     ticks: ShardTicks,
     stored: Mapping[MinuteKey, MinuteBookkeeping],
     late_after_ms: int,
+    redrive: bool = False,
 ) -> AccumulateCounts:
     """Adds ticks to the window, skipping those already taken here or in the stored 1m bar.
 
     Ticks are grouped by (symbol, minute) in one pass; each group is then added as a whole
     (see _group_bar), which is what keeps this path fast.
+
+    A redrive brings back records Lambda discarded to the OnFailure destination. They sit below
+    the watermarks of the bars that later records reached, so there a tick's id alone says
+    whether the bar holds it: ticks with an id the bar does not know are taken, the others not.
     """
     total = len(ticks)
     start = _first_untaken(ticks, state.last)
@@ -277,7 +287,7 @@ def accumulate(
     minutes = map(floordiv, islice(ticks.ts_ms, start, None), repeat(MINUTE_MS))
     for index, group_key in enumerate(zip(islice(ticks.symbols, start, None), minutes, strict=True), start):
         groups[group_key].append(index)
-    taken = duplicates = late = 0
+    taken = duplicates = late = unknowable = 0
     for (symbol, minute_number), arrived in groups.items():
         minute_key = (symbol, minute_number * MINUTE_MS // 1000)
         book = stored.get(minute_key)
@@ -285,8 +295,13 @@ def accumulate(
         if book is not None and book.watermark is not None:
             unseen = [i for i in members if ticks.position(i) > book.watermark]
             if len(unseen) < len(members):
-                redelivered += len(members) - len(unseen)
                 state.refold.add(minute_key)
+                if redrive:
+                    below = len(members) - len(unseen)
+                    unseen = _known_by_id(ticks, members, book)
+                    unknowable += below - (len(unseen) - (len(members) - below))
+                else:
+                    redelivered += len(members) - len(unseen)
             members = unseen
         partial = state.minutes.get(minute_key)
         members, digests = _drop_known_ids(ticks, members, book, partial)
@@ -304,7 +319,18 @@ def accumulate(
             partial.id_hashes |= digests.kept
         taken += len(members)
         late += sum(map(gt, arrival_lags, repeat(late_after_ms)))
-    return AccumulateCounts(taken, redelivered, duplicates, late)
+    return AccumulateCounts(taken, redelivered, duplicates, late, unknowable)
+
+
+def _known_by_id(ticks: ShardTicks, members: list[int], book: MinuteBookkeeping) -> list[int]:
+    """Members above the watermark, and those below it whose id can settle whether the bar has them."""
+    assert book.watermark is not None
+    ids_complete = len(book.id_hashes) < MAX_IDS_PER_BAR
+    return [
+        i
+        for i in members
+        if ticks.position(i) > book.watermark or (ids_complete and ticks.ids[i] is not None)
+    ]
 
 
 def _first_untaken(ticks: ShardTicks, last: Position | None) -> int:
@@ -416,12 +442,19 @@ class ConcurrentWriter(RuntimeError):
     """Another shard wrote the same bar in between: the write is retried from fresh data."""
 
 
-def apply_partial(stored: StoredBar, shard_id: str, partial: PartialMinute) -> bool:
-    """Merges one shard's window into a 1m bar; False when the bar already holds it (a retry)."""
+def apply_partial(stored: StoredBar, shard_id: str, partial: PartialMinute, redrive: bool = False) -> bool:
+    """Merges one shard's window into a 1m bar; False when the bar already holds it (a retry).
+
+    A redrive's partial holds only ticks whose ids the bar did not know when it was read, so it
+    is merged whatever the watermark says; the ids written with it make a second redrive skip them.
+    """
     watermark = stored.watermarks.get(shard_id)
-    if watermark is not None and watermark >= partial.high:
+    if redrive:
+        if not partial.id_hashes.isdisjoint(stored.id_hashes):
+            raise ConcurrentWriter(f"{stored.symbol} 1m {stored.start}: ids taken since they were read")
+    elif watermark is not None and watermark >= partial.high:
         return False
-    if watermark is not None and watermark >= partial.low:
+    elif watermark is not None and watermark >= partial.low:
         raise ConcurrentWriter(
             f"{stored.symbol} 1m {stored.start}: stored watermark {watermark} "
             f"inside window {partial.low}..{partial.high}"
@@ -430,7 +463,7 @@ def apply_partial(stored: StoredBar, shard_id: str, partial: PartialMinute) -> b
         stored.acc = replace(partial.acc)
     else:
         stored.acc.merge(partial.acc)
-    stored.watermarks[shard_id] = partial.high
+    stored.watermarks[shard_id] = partial.high if watermark is None else max(watermark, partial.high)
     room = MAX_IDS_PER_BAR - len(stored.id_hashes)
     if room > 0:
         stored.id_hashes.update(sorted(partial.id_hashes)[:room])

@@ -83,15 +83,23 @@ class Aggregator:
         self._lake = lake
         self._config = config
 
-    def take(self, shard_id: str, records: Sequence[RawRecord], state: WindowState) -> TakeReport:
+    def take(
+        self, shard_id: str, records: Sequence[RawRecord], state: WindowState, *, redrive: bool = False
+    ) -> TakeReport:
         """Quarantines what is not a tick and adds the rest to the window, skipping what was taken."""
         ticks, rejections = explode(records)
         self._lake.quarantine(rejections)
         stored = self._table.minute_bookkeeping(shard_id, ticks.minute_keys())
-        counts = accumulate(state, ticks, stored, self._config.late_after_ms)
+        counts = accumulate(state, ticks, stored, self._config.late_after_ms, redrive)
         return TakeReport(len(ticks), Counter(r.reason for r in rejections), counts)
 
-    def flush(self, shard_id: str, state: WindowState) -> FlushReport:
+    def redrive(self, shard_id: str, records: Sequence[RawRecord]) -> tuple[TakeReport, FlushReport]:
+        """Brings records Lambda discarded into the bars: what the bars lack by tick id, once."""
+        state = WindowState()
+        taken = self.take(shard_id, records, state, redrive=True)
+        return taken, self.flush(shard_id, state, redrive=True)
+
+    def flush(self, shard_id: str, state: WindowState, *, redrive: bool = False) -> FlushReport:
         """Writes each bar the window touched once: 1m bars first, then the longer ones built from them."""
         report = FlushReport()
         now = time.time()
@@ -110,7 +118,7 @@ class Aggregator:
                 bar: StoredBar, partial: PartialMinute = partial, key: MinuteKey = (symbol, minute)
             ) -> bool:
                 beyond = ids_beyond_cap(bar, partial)
-                changed = apply_partial(bar, shard_id, partial)
+                changed = apply_partial(bar, shard_id, partial, redrive)
                 if changed and beyond:
                     report.ids_beyond_cap[key] = beyond  # set, not added: a conflict applies again
                 return changed

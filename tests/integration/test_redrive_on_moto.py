@@ -1,0 +1,92 @@
+"""`tickstream redrive` brings back exactly the ticks of a record Lambda gave up on.
+
+The local runner bisects a failing batch down to one record and sends Lambda's OnFailure record
+to the dead-letter queue, while the records before and after it, in the same minutes, are taken.
+A replay then skips the record (it sits below those minutes' watermarks); the redrive takes its
+ticks by id, once. The oracle is pandas over the stream decoded by awslabs' deaggregator.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from consumers.aggregate.bars_table import BarsTable
+from consumers.shard_reader import ShardReader
+from market.bars import DEFAULT_INTERVALS
+from tests.support.local_stack import LocalStack, run_cli
+from tickstream.bars_reference import public_values, reference_from_stream
+from tickstream.stack import StackDeployer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("window", ["60", "0"], ids=["tumbling-window", "window-0"])
+def test_a_record_discarded_between_taken_ones_is_redriven_once(local_stack: LocalStack, window: str) -> None:
+    stack = f"redrive{window}"
+    env = {**local_stack.env, "TICKSTREAM_STACK": stack}
+    created = run_cli(["up", "--shards", "1", "--parameter", f"TumblingWindowSeconds={window}"], env)
+    assert created.returncode == 0, created.stderr
+    produce = ["produce", "--symbols", "RDA,RDB", "--count", "80", "--rate", "0.5", "--seed", "5"]
+    produced = run_cli([*produce, "--start", "2026-11-20T10:01:30", "--pace", "max", "--no-aggregate"], env)
+    assert produced.returncode == 0, produced.stderr
+    outputs = StackDeployer(local_stack.client("cloudformation"), stack).outputs()
+    reader = ShardReader(local_stack.client("kinesis"), outputs.StreamName)
+    records = [r for shard in reader.shards() for r in reader.read_shard(shard.shard_id)]
+    expected = reference_from_stream(records, DEFAULT_INTERVALS)
+    doomed = records[len(records) // 2]
+
+    functions = local_stack.client("lambda")
+    deployed = functions.get_function_configuration(FunctionName=outputs.AggregatorFunctionName)
+    variables = deployed["Environment"]["Variables"]
+    functions.update_function_configuration(
+        FunctionName=outputs.AggregatorFunctionName,
+        Handler="tests.support.discarding_handler.handler",
+        Environment={"Variables": {**variables, "DISCARD_SEQUENCE": doomed.sequence_number}},
+    )
+    consumed = run_cli(["consume", "--until-idle"], env)
+    assert consumed.returncode == 0, consumed.stderr[-2000:]
+    functions.update_function_configuration(
+        FunctionName=outputs.AggregatorFunctionName,
+        Handler=deployed["Handler"],
+        Environment={"Variables": variables},
+    )
+    sqs = local_stack.client("sqs")
+    letters = sqs.receive_message(
+        QueueUrl=outputs.DeadLetterQueueUrl, MaxNumberOfMessages=10, VisibilityTimeout=0
+    )
+    batches = [json.loads(m["Body"])["KinesisBatchInfo"] for m in letters.get("Messages", [])]
+    assert [(b["startSequenceNumber"], b["endSequenceNumber"]) for b in batches] == [
+        (doomed.sequence_number, doomed.sequence_number)
+    ]
+
+    table = BarsTable(local_stack.client("dynamodb"), outputs.BarsTableName)
+
+    def stored() -> dict[tuple[str, str, int], object]:
+        return {(b.symbol, b.interval, b.start): public_values(b.acc) for b in table.scan_bars() if b.acc}
+
+    assert "then `tickstream redrive`" in " ".join(run_cli(["status"], env).stdout.split())
+    without = stored()
+    lost = {key for key in expected if without.get(key) != expected[key]}
+    assert {interval for _, interval, _ in lost} == set(DEFAULT_INTERVALS)
+
+    redriven = run_cli(["redrive"], env)
+    assert redriven.returncode == 0, redriven.stderr
+    assert "1 discarded range(s), 1 records, 1 ticks recovered, 0 already in the bars" in redriven.stdout
+    assert stored() == expected
+    depth = sqs.get_queue_attributes(QueueUrl=outputs.DeadLetterQueueUrl, AttributeNames=["All"])[
+        "Attributes"
+    ]
+    assert (depth["ApproximateNumberOfMessages"], depth["ApproximateNumberOfMessagesNotVisible"]) == (
+        "0",
+        "0",
+    )
+
+    again = run_cli(["redrive"], env)
+    assert again.returncode == 0, again.stderr
+    assert "0 discarded range(s)" in again.stdout
+    assert "DLQ     0 message(s)" in run_cli(["status"], env).stdout
+    replayed = run_cli(["consume", "--until-idle"], env)
+    assert replayed.returncode == 0, replayed.stderr[-2000:]
+    assert stored() == expected
