@@ -1,16 +1,21 @@
-"""Data access for the data bucket: bar day files and the quarantine, the aggregator's only S3 code.
+"""Data access for the data bucket: bar rows and the quarantine, the aggregator's only S3 code.
 
-Every key is a function of its content's identity, so a retried invocation writes the same
-keys again instead of adding copies: one day file per (interval, symbol, date), one
-quarantine object per rejected record position.
+Bar rows are never read back and rewritten. Each flush of a shard's window puts one immutable
+object per (interval, day) it touched, named by the shard and the position of the window's last
+tick, so a retried window writes the same keys again and the requests per window grow with
+shards, not symbols. A bar then has one row per write, each with the bar's `version` (the
+bars-table item's version, which only grows): its latest row is the one with the highest
+version (README, "The data bucket"). Quarantine objects are keyed by record position.
 """
 
 from __future__ import annotations
 
 import base64
 import gzip
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -31,8 +36,12 @@ def day_of(epoch_seconds: int) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%d")
 
 
-def bar_day_key(interval: str, symbol: str, day: str) -> str:
-    return f"bars/interval={interval}/symbol={symbol}/date={day}/bars.jsonl.gz"
+BARS_PREFIX = "bars/"
+
+
+def bar_rows_key(interval: str, day: str, shard_id: str, window: str) -> str:
+    """Hive-style partitions (interval, date) that DuckDB and Athena prune on, then the writer."""
+    return f"{BARS_PREFIX}interval={interval}/date={day}/shard={shard_id}/{window}.jsonl.gz"
 
 
 def rejected_key(rejection: Rejection) -> str:
@@ -41,9 +50,10 @@ def rejected_key(rejection: Rejection) -> str:
     return f"rejected/date={day}/shard={rejection.shard_id}/{rejection.sequence_number}-{sub}.json"
 
 
-def bar_row(bar: Bar, updated_at: int) -> dict[str, Any]:
+def bar_row(bar: Bar, version: int, updated_at: int) -> dict[str, Any]:
     """The public columns, numbers as JSON numbers: Athena and DuckDB read them as DECIMAL/DOUBLE."""
     row: dict[str, Any] = {
+        "version": version,
         "symbol": bar.symbol,
         "interval": bar.interval,
         "start": bar.start,
@@ -89,27 +99,42 @@ class DataLake:
             count += 1
         return count
 
-    def merge_day_file(self, interval: str, symbol: str, day: str, rows: Iterable[dict[str, Any]]) -> None:
-        """Replaces the given bars in the day file by `start`, keeping the others."""
-        key = bar_day_key(interval, symbol, day)
-        by_start = {row["start"]: row for row in self._read_rows(key)}
+    def put_window_rows(self, shard_id: str, window: str, rows: Iterable[dict[str, Any]]) -> int:
+        """One object per (interval, day of the bar) among the rows; how many objects were put."""
+        grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for row in rows:
-            by_start[row["start"]] = row
-        lines = b"".join(
-            orjson.dumps(by_start[s], default=_decimal_as_number) + b"\n" for s in sorted(by_start)
-        )
-        self._put(key, gzip.compress(lines, GZIP_LEVEL, mtime=0), "application/x-ndjson", encoding="gzip")
+            grouped.setdefault((row["interval"], day_of(row["start"])), []).append(row)
+        for (interval, day), group in sorted(grouped.items()):
+            group.sort(key=lambda row: (row["symbol"], row["start"]))
+            lines = b"".join(orjson.dumps(row, default=_decimal_as_number) + b"\n" for row in group)
+            body = gzip.compress(lines, GZIP_LEVEL, mtime=0)
+            self._put(bar_rows_key(interval, day, shard_id, window), body, "application/x-ndjson", "gzip")
+        return len(grouped)
+
+    def latest_rows(self) -> dict[tuple[str, str, int], dict[str, Any]]:
+        """Each bar's row of the highest version, over every object under bars/: the reader's view."""
+        latest: dict[tuple[str, str, int], dict[str, Any]] = {}
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=BARS_PREFIX
+            )
+            keys = [entry["Key"] for page in pages for entry in page.get("Contents", [])]
+        except (ClientError, BotoCoreError) as exc:
+            raise DataLakeError(f"listing s3://{self.bucket}/{BARS_PREFIX}: {exc}") from exc
+        for key in keys:
+            for row in self._read_rows(key):
+                bar = (row["symbol"], row["interval"], row["start"])
+                if bar not in latest or latest[bar]["version"] < row["version"]:
+                    latest[bar] = row
+        return latest
 
     def _read_rows(self, key: str) -> list[dict[str, Any]]:
         try:
             body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return []
+        except (ClientError, BotoCoreError) as exc:
             raise DataLakeError(f"reading s3://{self.bucket}/{key}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise DataLakeError(f"reading s3://{self.bucket}/{key}: {exc}") from exc
-        return [orjson.loads(line) for line in gzip.decompress(body).splitlines() if line]
+        # Decimals, as the bars were: a float would round prices a reader compares with DynamoDB's.
+        return [json.loads(line, parse_float=Decimal) for line in gzip.decompress(body).splitlines() if line]
 
     def _put(self, key: str, body: bytes, content_type: str, encoding: str | None = None) -> None:
         extra = {"ContentEncoding": encoding} if encoding else {}

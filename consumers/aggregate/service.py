@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from consumers.aggregate.bars_table import BarsTableError, VersionConflict
-from consumers.aggregate.data_lake import bar_row, day_of
+from consumers.aggregate.data_lake import bar_row
 from consumers.aggregate.logic import (
     AccumulateCounts,
     ConcurrentWriter,
@@ -25,6 +25,7 @@ from consumers.aggregate.logic import (
     explode,
     fold_minute,
     ids_beyond_cap,
+    position_text,
 )
 from market.bars import BASE_INTERVAL, Bar, bucket_start
 
@@ -51,9 +52,7 @@ class Lake(Protocol):
 
     def quarantine(self, rejections: Iterable[Rejection]) -> int: ...
 
-    def merge_day_file(
-        self, interval: str, symbol: str, day: str, rows: Iterable[dict[str, Any]]
-    ) -> None: ...
+    def put_window_rows(self, shard_id: str, window: str, rows: Iterable[dict[str, Any]]) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -145,7 +144,13 @@ class Aggregator:
                     return any([fold_minute(bar, m) for m in group])  # noqa: C419 - fold every minute
 
                 touched.append(self._write_with_retry(longer[(symbol, interval, start)], fold, now, report))
-        self._write_day_files(touched, int(now))
+        if state.last is not None:
+            rows = [
+                bar_row(Bar.of(bar.symbol, bar.interval, bar.start, bar.acc), bar.version, int(now))
+                for bar in touched
+                if bar.acc is not None
+            ]
+            self._lake.put_window_rows(shard_id, position_text(state.last), rows)
         return report
 
     def _write_with_retry(
@@ -163,12 +168,3 @@ class Aggregator:
             report.bars_written += 1
             return bar
         raise BarsTableError(f"{bar.symbol} {bar.interval} {bar.start}: still conflicting after retries")
-
-    def _write_day_files(self, bars: list[StoredBar], now: int) -> None:
-        files: defaultdict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-        for bar in bars:
-            if bar.acc is not None:
-                row = bar_row(Bar.of(bar.symbol, bar.interval, bar.start, bar.acc), now)
-                files[(bar.interval, bar.symbol, day_of(bar.start))].append(row)
-        for (interval, symbol, day), rows in sorted(files.items()):
-            self._lake.merge_day_file(interval, symbol, day, rows)

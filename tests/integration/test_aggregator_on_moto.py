@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 from aws_kinesis_agg.deaggregator import deaggregate_records
 
+from consumers.aggregate.bars_table import BarsTable
+from consumers.aggregate.data_lake import DataLake
 from market.kpl_records import AggregateBuilder
 from market.ticks import Tick, encode_tick
 from producer.sources import SyntheticMarket
@@ -231,10 +233,21 @@ def test_200k_ticks_with_poison_duplicates_kills_and_faults_give_the_reference_b
     )["Attributes"]["ApproximateNumberOfMessages"]
     assert depth == "0"  # transient faults never outlast the retries: AWS sends nothing to OnFailure
 
-    days = s3.list_objects_v2(Bucket=outputs.DataBucketName, Prefix="bars/interval=1m/symbol=S00/")
-    assert [o["Key"] for o in days["Contents"]] == [
-        "bars/interval=1m/symbol=S00/date=2026-11-02/bars.jsonl.gz"
-    ]
+    _assert_latest_rows_are_the_bars(local_stack, outputs)
+
+
+def _assert_latest_rows_are_the_bars(local_stack: LocalStack, outputs: StackOutputs) -> None:
+    """Each bar's latest S3 row (highest version) is the bar in DynamoDB; objects by shard, not symbol."""
+    s3 = local_stack.client("s3")
+    lake = DataLake(s3, outputs.DataBucketName).latest_rows()
+    assert {key: (r["open"], r["close"], r["trades"], r["version"]) for key, r in lake.items()} == {
+        (b.symbol, b.interval, b.start): (b.acc.open, b.acc.close, b.acc.trades, b.version)
+        for b in BarsTable(local_stack.client("dynamodb"), outputs.BarsTableName).scan_bars()
+        if b.acc is not None
+    }
+    objects = s3.list_objects_v2(Bucket=outputs.DataBucketName, Prefix="bars/interval=1m/")["Contents"]
+    assert {o["Key"].split("/")[2] for o in objects} == {"date=2026-11-02"}
+    assert {o["Key"].split("/")[3] for o in objects} <= {f"shard=shardId-00000000000{i}" for i in range(4)}
 
 
 def test_without_a_tumbling_window_each_batch_is_written_and_bad_input_quarantined(

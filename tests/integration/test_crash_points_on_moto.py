@@ -8,14 +8,13 @@ point. The oracle is pandas over the stream decoded by awslabs' deaggregator, no
 
 from __future__ import annotations
 
-import gzip
 from decimal import Decimal
 from typing import Any
 
-import orjson
 import pytest
 
 from consumers.aggregate.bars_table import BarsTable
+from consumers.aggregate.data_lake import DataLake
 from consumers.shard_reader import ShardReader
 from market.bars import DEFAULT_INTERVALS
 from tests.support.local_stack import LocalStack, run_cli
@@ -52,15 +51,11 @@ def _start_over(local_stack: LocalStack, outputs: StackOutputs, checkpoints: str
 
 
 def _s3_rows(local_stack: LocalStack, bucket: str) -> dict[tuple[str, str, int], tuple[Any, ...]]:
-    s3 = local_stack.client("s3")
+    """Each bar's latest row (highest version) as a reader of the bucket sees it."""
     rows = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="bars/"):
-        for entry in page.get("Contents", []):
-            body = gzip.decompress(s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read())
-            for line in body.splitlines():
-                row = orjson.loads(line)
-                values = (row["open"], row["high"], row["low"], row["close"], row["volume"], row["trades"])
-                rows[(row["symbol"], row["interval"], row["start"])] = tuple(Decimal(str(v)) for v in values)
+    for key, row in DataLake(local_stack.client("s3"), bucket).latest_rows().items():
+        values = (row["open"], row["high"], row["low"], row["close"], row["volume"], row["trades"])
+        rows[key] = tuple(Decimal(str(v)) for v in values)
     return rows
 
 

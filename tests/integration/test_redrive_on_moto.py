@@ -9,7 +9,11 @@ ticks by id, once. The oracle is pandas over the stream decoded by awslabs' deag
 from __future__ import annotations
 
 import json
+import re
+from decimal import Decimal
+from pathlib import Path
 
+import duckdb
 import pytest
 
 from consumers.aggregate.bars_table import BarsTable
@@ -23,7 +27,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("window", ["60", "0"], ids=["tumbling-window", "window-0"])
-def test_a_record_discarded_between_taken_ones_is_redriven_once(local_stack: LocalStack, window: str) -> None:
+def test_a_record_discarded_between_taken_ones_is_redriven_once(
+    local_stack: LocalStack, window: str, tmp_path: Path
+) -> None:
     stack = f"redrive{window}"
     env = {**local_stack.env, "TICKSTREAM_STACK": stack}
     created = run_cli(["up", "--shards", "1", "--parameter", f"TumblingWindowSeconds={window}"], env)
@@ -90,3 +96,28 @@ def test_a_record_discarded_between_taken_ones_is_redriven_once(local_stack: Loc
     replayed = run_cli(["consume", "--until-idle"], env)
     assert replayed.returncode == 0, replayed.stderr[-2000:]
     assert stored() == expected
+    _assert_the_readme_query_gives_the_bars(local_stack, outputs.DataBucketName, table, tmp_path)
+
+
+def _assert_the_readme_query_gives_the_bars(
+    local_stack: LocalStack, bucket: str, table: BarsTable, tmp_path: Path
+) -> None:
+    """The README's DuckDB query over a copy of the bucket's rows gives each 1m bar as DynamoDB has it."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    query = re.search(r"### The data bucket.*?```sql\n(.*?)```", readme, re.DOTALL)
+    assert query is not None
+    s3 = local_stack.client("s3")
+    for entry in s3.list_objects_v2(Bucket=bucket, Prefix="bars/")["Contents"]:
+        copy = tmp_path / entry["Key"]
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read())
+    sql = query.group(1).replace("s3://<data-bucket>", str(tmp_path)).replace("2026-11-30", "2026-11-20")
+    relation = duckdb.sql(sql)
+    assert relation is not None
+    rows = {(r[0], r[2]): tuple(Decimal(str(v)) for v in r[3:9]) for r in relation.fetchall()}
+    bars = [b for b in table.scan_bars() if b.interval == "1m"]
+    assert rows == {
+        (b.symbol, b.start): (a.open, a.high, a.low, a.close, a.volume, Decimal(a.trades))
+        for b in bars
+        if (a := b.acc) is not None
+    }

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from consumers.aggregate.bars_table import BarsTableError, VersionConflict
+from consumers.aggregate.data_lake import bar_rows_key, day_of
 from consumers.aggregate.logic import MinuteBookkeeping, MinuteKey, Rejection, StoredBar
 from market.bars import BASE_INTERVAL
 
@@ -76,7 +77,7 @@ class MemoryBarsTable:
 class MemoryDataLake:
     def __init__(self, counter: WriteCounter | None = None) -> None:
         self.quarantined: dict[tuple[str, str, int | None], Rejection] = {}
-        self.day_files: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+        self.objects: dict[str, list[dict[str, Any]]] = {}
         self.counter = counter or WriteCounter()
 
     def quarantine(self, rejections: Iterable[Rejection]) -> int:
@@ -87,8 +88,22 @@ class MemoryDataLake:
             count += 1
         return count
 
-    def merge_day_file(self, interval: str, symbol: str, day: str, rows: Iterable[dict[str, Any]]) -> None:
-        self.counter.write()
-        target = self.day_files.setdefault((interval, symbol, day), {})
+    def put_window_rows(self, shard_id: str, window: str, rows: Iterable[dict[str, Any]]) -> int:
+        """The objects DataLake puts, keyed as it keys them: one write per (interval, day)."""
+        grouped: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
-            target[row["start"]] = row
+            key = bar_rows_key(row["interval"], day_of(row["start"]), shard_id, window)
+            grouped.setdefault(key, []).append(row)
+        for key, group in sorted(grouped.items()):
+            self.counter.write()
+            self.objects[key] = group
+        return len(grouped)
+
+    def latest_rows(self) -> dict[tuple[str, str, int], dict[str, Any]]:
+        latest: dict[tuple[str, str, int], dict[str, Any]] = {}
+        for group in self.objects.values():
+            for row in group:
+                bar = (row["symbol"], row["interval"], row["start"])
+                if bar not in latest or latest[bar]["version"] < row["version"]:
+                    latest[bar] = row
+        return latest
