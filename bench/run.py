@@ -13,6 +13,8 @@ import json
 import os
 import platform
 import re
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +44,7 @@ from producer.sources import SyntheticMarket
 from tickstream.aws_clients import AwsClients
 from tickstream.deploy import deploy_stack
 from tickstream.embedded_aws import EmbeddedAws, free_local_port
-from tickstream.settings import Settings
+from tickstream.settings import PROJECT_ROOT, Settings
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 SYMBOLS = ["AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META", "TSLA", "JPM", "V", "BRK.B", "A+B", "X.Y-Z"]
@@ -50,6 +52,10 @@ CPU_TICKS = 200_000
 DELIVERY_TICKS = 50_000
 ONE_BY_ONE_TICKS = 2_000
 REPEATS = 5
+# A day of event time for the demo's 8 symbols, replayed by `make bench-replay`.
+REPLAY_SYMBOLS = SYMBOLS[:8]
+REPLAY_TICKS = 60_000
+DAY_S = 86_400
 
 
 @dataclass(frozen=True)
@@ -353,6 +359,56 @@ def mplfinance_in_one_call(frame: pd.DataFrame, title: str, bar_seconds: int) ->
     return buffer.getvalue()
 
 
+def replay_rows() -> list[Row]:
+    """A day of event time produced at max pace into the embedded moto, then `consume --until-idle`.
+
+    The consume runs the template's mappings as Lambda would (60 s tumbling windows of event
+    arrival), so it is what a user waits for when replaying a day locally.
+    """
+    with tempfile.TemporaryDirectory() as state:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TICKSTREAM_"))},
+            "TICKSTREAM_PORT": os.environ.get("TICKSTREAM_PORT") or str(free_local_port()),
+            "TICKSTREAM_STATE_DIR": state,
+            "TICKSTREAM_STACK": "replay",
+        }
+        settings = Settings.from_environment(env)
+        local = EmbeddedAws(settings.state_dir, settings.port)
+        local.start()
+        try:
+            clients = AwsClients(settings)
+            outputs = deploy_stack(clients, settings, shards=4).outputs
+            market = SyntheticMarket(
+                REPLAY_SYMBOLS, REPLAY_TICKS / DAY_S, 7, 1_795_000_000_000, count=REPLAY_TICKS
+            )
+            writer = KinesisStreamWriter(clients.client("kinesis"), outputs.StreamName)
+            stats = Producer(writer, ProduceOptions(aggregate=True, pace=Pace.MAX)).run(market.ticks())
+            if not stats.complete:
+                raise RuntimeError(f"replay benchmark lost ticks: {stats}")
+            started = time.perf_counter()
+            consume = subprocess.run(
+                [sys.executable, "-m", "tickstream", "consume", "--until-idle"],
+                env=env,
+                cwd=PROJECT_ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+            )
+            elapsed = time.perf_counter() - started
+            if consume.returncode != 0:
+                raise RuntimeError(f"consume --until-idle failed ({consume.returncode})")
+        finally:
+            local.stop()
+    return [
+        Row(
+            "local replay: a day of 8 symbols (60,000 ticks), `consume --until-idle`",
+            elapsed,
+            "s",
+            "goal <= 60 after the storage redesign",
+        )
+    ]
+
+
 BENCH_METHOD = (
     f"CPU figures: best of {REPEATS}, pinned to one core; "
     "figures that deliver to the embedded moto server: one run (moto is a second process, so two cores)."
@@ -401,7 +457,20 @@ def write_section(section: str, body: str) -> None:
     BENCHMARKS.write_text(pattern.sub(lambda _: body, text) if pattern.search(text) else appended)
 
 
+REPLAY_METHOD = (
+    f"One run: {REPLAY_TICKS:,} ticks of {len(REPLAY_SYMBOLS)} symbols spread over a day of event time, "
+    "produced at max pace (KPL-aggregated, 4 shards) into the embedded moto, then timed: "
+    "`tickstream consume --until-idle`, wall time."
+)
+
+
 def main() -> None:
+    """All sections; with TICKSTREAM_BENCH_REPLAY=1 (`make bench-replay`) the local replay alone."""
+    if os.environ.get("TICKSTREAM_BENCH_REPLAY") == "1":
+        body = render("replay", "Local replay", replay_rows(), "make bench-replay", REPLAY_METHOD)
+        print(body)
+        write_section("replay", body)
+        return
     for section, title, rows in (
         ("producer", "Producer", cpu_rows() + delivery_rows()),
         ("aggregator", "Aggregator", aggregator_rows()),
