@@ -133,7 +133,7 @@ def _client_error(code: str, operation: str) -> ClientError:
 
 
 _TERM = re.compile(
-    r"^(?:attribute_not_exists\((?P<absent>[#\w]+)\)|(?P<name>[#\w]+) (?P<op>=|<=) (?P<value>:\w+))$"
+    r"^(?:attribute_not_exists\((?P<absent>[#\w]+)\)|(?P<name>[#\w]+) (?P<op>=|<=|<) (?P<value>:\w+))$"
 )
 
 
@@ -141,7 +141,7 @@ def _condition_holds(
     condition: str, item: dict[str, Any] | None, names: dict[str, str], values: dict[str, Any]
 ) -> bool:
     """The condition expressions the product writes: terms joined by OR, each attribute_not_exists(a),
-    a = :v or a <= :v (numbers compared as numbers)."""
+    a = :v, a <= :v or a < :v (numbers compared as numbers)."""
     for term in condition.split(" OR "):
         match = _TERM.match(term.strip())
         if match is None:
@@ -160,7 +160,8 @@ def _condition_holds(
         right = wanted[kind]
         if kind == "N":
             left, right = float(left), float(right)
-        if (match["op"] == "=" and left == right) or (match["op"] == "<=" and left <= right):
+        holds = {"=": left == right, "<=": left <= right, "<": left < right}[match["op"]]
+        if holds:
             return True
     return False
 

@@ -46,8 +46,8 @@ import orjson
 import pandas as pd
 
 import charts.handler
-import consumers.aggregate.bars_table
 import consumers.aggregate.handler
+import consumers.aggregate.ledger
 import consumers.aggregate.service
 from alerts.cooldown_table import CooldownTable
 from alerts.service import AlertService, rules_from_file
@@ -58,6 +58,7 @@ from charts.settings import DEFAULT_RULES_FILE
 from charts.site_bucket import SiteBucket
 from consumers.aggregate.bars_table import BarsTable
 from consumers.aggregate.data_lake import DataLake
+from consumers.aggregate.ledger import Ledger
 from consumers.aggregate.logic import RawRecord, ShardTicks, StoredBar, WindowState, explode
 from consumers.aggregate.service import Aggregator, AggregatorConfig
 from consumers.local_runner.events import (
@@ -101,7 +102,8 @@ RENDER_SAMPLES = 40  # charts drawn for real and timed, per scale
 KEEP_NEWEST = max(CANDLES, WEEKS_OF_DAYS) + 16
 DAY_START_MS = 1_795_046_400_000  # 2026-11-19 00:00 UTC: a whole UTC day
 MS_PER_YEAR = 365.25 * 86_400 * 1000
-BARS_TABLE, ALERT_TABLE, DATA_BUCKET, SITE_BUCKET = "bars", "alerts", "data", "site"
+BARS_TABLE, LEDGER_TABLE, ALERT_TABLE = "bars", "ledger", "alerts"
+DATA_BUCKET, SITE_BUCKET = "data", "site"
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/bars/stream/2026-11-19T00:00:00.000"
 STREAM_ARN_KINESIS = "arn:aws:kinesis:us-east-1:123456789012:stream/ticks"
 
@@ -331,7 +333,8 @@ class SampledRenderer:
 
 
 def _bars_label(table: str, item: dict[str, Any]) -> str:
-    return item["interval"]["S"] if table == BARS_TABLE else table
+    """Item sizes by table and interval: `bars 1d`, `ledger 1m`."""
+    return f"{table} {item['interval']['S']}" if table in (BARS_TABLE, LEDGER_TABLE) else table
 
 
 # An 8-byte binary in a JSON binary set: 12 base64 characters, two quotes and a comma.
@@ -443,7 +446,7 @@ def _memoised_item_to_bar() -> Any:
     """item_to_bar, remembered per stored item object: the stand-in hands back the very item it
     stored, which nobody changes, so the same item always parses to the same bar. A copy is
     returned, since the aggregator changes the bars it reads."""
-    real = consumers.aggregate.bars_table.item_to_bar
+    real = consumers.aggregate.ledger.item_to_bar
     cache: dict[int, tuple[dict[str, Any], StoredBar]] = {}
 
     def item_to_bar(item: dict[str, Any]) -> StoredBar:
@@ -470,6 +473,7 @@ def _memoised_item_to_bar() -> Any:
 def metered_clients(meter: Meter) -> tuple[MeteredDynamoDB, MeteredS3]:
     dynamodb = MeteredDynamoDB(meter, keep_newest=KEEP_NEWEST)
     dynamodb.create_table(BARS_TABLE, "pk", "sk", stream=True)
+    dynamodb.create_table(LEDGER_TABLE, "pk", "sk", stream=False)
     dynamodb.create_table(ALERT_TABLE, "pk", None, stream=False)
     dynamodb.size_label = _bars_label
     return dynamodb, MeteredS3(meter)
@@ -491,7 +495,12 @@ def simulate_day(
     meter = Meter()
     dynamodb, s3 = clients if clients is not None else metered_clients(meter)
     bars = BarsTable(dynamodb, BARS_TABLE)
-    aggregator = Aggregator(bars, DataLake(s3, DATA_BUCKET), AggregatorConfig(DEFAULT_INTERVALS, 60_000))
+    aggregator = Aggregator(
+        Ledger(dynamodb, LEDGER_TABLE),
+        bars,
+        DataLake(s3, DATA_BUCKET),
+        AggregatorConfig(DEFAULT_INTERVALS, 60_000),
+    )
     expected_renders = symbol_count * 5 * windows
     renderer = SampledRenderer(min(1.0, 4 * RENDER_SAMPLES / expected_renders), seed)
     builder = ChartBuilder(bars, SiteBucket(s3, SITE_BUCKET), render=renderer)
@@ -541,7 +550,9 @@ def simulate_day(
     per_tick = decode_seconds / decode_ticks if decode_ticks else 0.0
     result.aggregator_seconds += unsampled_ticks * per_tick
     _finish(result, renderer, meter)
-    result.max_item = {what: size for (table, what), size in meter.max_item.items() if table == BARS_TABLE}
+    result.max_item = {
+        what: size for (table, what), size in meter.max_item.items() if table in (BARS_TABLE, LEDGER_TABLE)
+    }
     result.wall_seconds = time.perf_counter() - started
     return result
 
@@ -573,7 +584,7 @@ def _install(aggregator: Aggregator, builder: ChartBuilder, alerts: AlertService
     consumers.aggregate.handler._aggregator = aggregator
     charts.handler._built = (builder, alerts)
     vars(consumers.aggregate.service)["explode"] = _explode
-    consumers.aggregate.bars_table.item_to_bar = _memoised_item_to_bar()
+    consumers.aggregate.ledger.item_to_bar = _memoised_item_to_bar()
 
 
 def _finish(result: DayResult, renderer: SampledRenderer, meter: Meter) -> None:

@@ -293,6 +293,7 @@ def consume(
 def redrive() -> None:
     """Bring the ticks of batches Lambda gave up on (the dead-letter queue) into the bars, once."""
     from consumers.aggregate.data_lake import DataLake
+    from consumers.aggregate.ledger import Ledger, LedgerError
     from consumers.aggregate.service import Aggregator, AggregatorConfig
     from consumers.aggregate.settings import AggregatorSettings, AggregatorSettingsError
     from tickstream.redrive import DeadLetterQueue, RedriveError, redrive
@@ -307,6 +308,7 @@ def redrive() -> None:
     except AggregatorSettingsError as exc:
         raise fail(f"the deployed aggregator's {exc}") from exc
     aggregator = Aggregator(
+        Ledger(clients.client("dynamodb"), settings.ledger_table),
         BarsTable(clients.client("dynamodb"), settings.bars_table),
         DataLake(clients.client("s3"), settings.data_bucket),
         AggregatorConfig(settings.intervals, settings.late_after_ms),
@@ -321,7 +323,7 @@ def redrive() -> None:
             lambda: build_charts(clients, outputs, None),
             out.print,
         )
-    except RedriveError as exc:
+    except (RedriveError, LedgerError) as exc:
         raise fail(str(exc)) from exc
     out.print(
         f"redrive: {summary.ranges} discarded range(s), {summary.records} records, "

@@ -39,6 +39,7 @@ class StackOutputs:
     StreamArn: str
     BarsTableName: str
     BarsTableStreamArn: str
+    LedgerTableName: str
     DataBucketName: str
     SiteBucketName: str
     DeadLetterQueueUrl: str

@@ -1,36 +1,28 @@
-"""Data access for the bars table: the only aggregator module that talks to DynamoDB."""
+"""Data access for the bars table: the bars users, charts and alerts read, and nothing else.
+
+Each item is the public projection of a ledger item (consumers.aggregate.ledger): its columns
+and the ledger's `version`, so it stays a few hundred bytes whatever the tick rate, and the
+table's stream, which drives the chart builder, carries no bookkeeping. A projection is written
+only over an older one (`version` is conditional), so a retried or late writer never puts an
+older bar back.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from consumers.aggregate.logic import (
-    MinuteBookkeeping,
-    MinuteKey,
-    StoredBar,
-    key_parse,
-    key_text,
-    position_parse,
-    position_text,
-)
-from market.bars import BASE_INTERVAL, BarAccumulator, bar_pk
+from consumers.aggregate.logic import StoredBar
+from market.bars import BarAccumulator, bar_pk
 
-# BatchGetItem reads at most 100 items per call (DynamoDB API reference, BatchGetItem).
-MAX_KEYS_PER_BATCH_GET = 100
-BOOKKEEPING_PROJECTION = "pk, sk, #wm, #ids"
+PROJECTION_CONDITION = "attribute_not_exists(#version) OR #version < :version"
 
 
 class BarsTableError(RuntimeError):
     """The bars table could not be read or written; worth retrying the invocation."""
-
-
-class VersionConflict(BarsTableError):
-    """The item changed since it was read: read it again and redo the merge."""
 
 
 class BarsTable:
@@ -38,59 +30,28 @@ class BarsTable:
         self._client = client
         self.table_name = table_name
 
-    def minute_bookkeeping(
-        self, shard_id: str, keys: Iterable[MinuteKey]
-    ) -> dict[MinuteKey, MinuteBookkeeping]:
-        """Watermark of `shard_id` and id hashes of each stored 1m bar; absent bars are left out."""
-        wanted = sorted(set(keys))
-        found: dict[MinuteKey, MinuteBookkeeping] = {}
-        for start in range(0, len(wanted), MAX_KEYS_PER_BATCH_GET):
-            chunk = wanted[start : start + MAX_KEYS_PER_BATCH_GET]
-            for item in self._batch_get([(bar_pk(s, BASE_INTERVAL), m) for s, m in chunk], bookkeeping=True):
-                symbol = item["pk"]["S"].rsplit("#", 1)[0]
-                minute = int(item["sk"]["N"])
-                watermark = item.get("_wm", {}).get("M", {}).get(shard_id)
-                found[(symbol, minute)] = MinuteBookkeeping(
-                    position_parse(watermark["S"]) if watermark else None,
-                    set(item.get("_ids", {}).get("BS", [])),
+    def put_projections(self, bars: Iterable[StoredBar], updated_at: int) -> int:
+        """Puts each bar's public item unless the table holds the same or a newer version; how many landed."""
+        landed = 0
+        for bar in bars:
+            if bar.acc is None:
+                continue
+            try:
+                self._client.put_item(
+                    TableName=self.table_name,
+                    Item=projection_item(bar, updated_at),
+                    ConditionExpression=PROJECTION_CONDITION,
+                    ExpressionAttributeNames={"#version": "version"},
+                    ExpressionAttributeValues={":version": {"N": str(bar.version)}},
                 )
-        return found
-
-    def get_bars(self, keys: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], StoredBar]:
-        """Stored bars by (symbol, interval, start); a bar not stored yet comes back empty."""
-        result = {key: StoredBar(*key) for key in keys}
-        unique = sorted(set(keys))
-        for start in range(0, len(unique), MAX_KEYS_PER_BATCH_GET):
-            chunk = unique[start : start + MAX_KEYS_PER_BATCH_GET]
-            for item in self._batch_get([(bar_pk(s, i), b) for s, i, b in chunk], bookkeeping=False):
-                bar = item_to_bar(item)
-                result[(bar.symbol, bar.interval, bar.start)] = bar
-        return result
-
-    def get_bar(self, symbol: str, interval: str, start: int) -> StoredBar:
-        return self.get_bars([(symbol, interval, start)])[(symbol, interval, start)]
-
-    def put_bar(self, bar: StoredBar, now: float | None = None) -> None:
-        """Writes the bar if nobody else has since it was read (optimistic version check)."""
-        item = bar_to_item(bar, int(now if now is not None else time.time()))
-        condition: dict[str, Any]
-        if bar.version == 0:
-            condition = {"ConditionExpression": "attribute_not_exists(pk)"}
-        else:
-            condition = {
-                "ConditionExpression": "#v = :v",
-                "ExpressionAttributeNames": {"#v": "_v"},
-                "ExpressionAttributeValues": {":v": {"N": str(bar.version)}},
-            }
-        try:
-            self._client.put_item(TableName=self.table_name, Item=item, **condition)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise VersionConflict(f"{bar.symbol} {bar.interval} {bar.start} changed under us") from exc
-            raise BarsTableError(f"writing {bar.symbol} {bar.interval} {bar.start}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise BarsTableError(f"writing {bar.symbol} {bar.interval} {bar.start}: {exc}") from exc
-        bar.version += 1
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    continue  # this version, or a newer one, is there already
+                raise BarsTableError(f"writing {bar.symbol} {bar.interval} {bar.start}: {exc}") from exc
+            except BotoCoreError as exc:
+                raise BarsTableError(f"writing {bar.symbol} {bar.interval} {bar.start}: {exc}") from exc
+            landed += 1
+        return landed
 
     def query_bars(self, symbol: str, interval: str, newest: int) -> list[StoredBar]:
         """The newest `newest` bars of a series, oldest first (the chart builder's read)."""
@@ -104,7 +65,7 @@ class BarsTable:
         try:
             while len(bars) < newest:
                 answer = self._client.query(Limit=newest - len(bars), **request)
-                bars.extend(item_to_bar(i) for i in answer["Items"])
+                bars.extend(public_item_to_bar(i) for i in answer["Items"])
                 if "LastEvaluatedKey" not in answer:
                     break
                 request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
@@ -132,64 +93,16 @@ class BarsTable:
         bars: list[StoredBar] = []
         try:
             for page in self._client.get_paginator("scan").paginate(TableName=self.table_name):
-                bars.extend(item_to_bar(item) for item in page["Items"])
+                bars.extend(public_item_to_bar(item) for item in page["Items"])
         except (ClientError, BotoCoreError) as exc:
             raise BarsTableError(f"scanning bars: {exc}") from exc
         return bars
 
-    def _batch_get(self, keys: list[tuple[str, int]], bookkeeping: bool) -> list[dict[str, Any]]:
-        request: dict[str, Any] = {"Keys": [{"pk": {"S": pk}, "sk": {"N": str(sk)}} for pk, sk in keys]}
-        if bookkeeping:
-            request["ProjectionExpression"] = BOOKKEEPING_PROJECTION
-            request["ExpressionAttributeNames"] = {"#wm": "_wm", "#ids": "_ids"}
-        items: list[dict[str, Any]] = []
-        pending = {self.table_name: request}
-        for attempt in range(8):
-            try:
-                answer = self._client.batch_get_item(RequestItems=pending)
-            except (ClientError, BotoCoreError) as exc:
-                raise BarsTableError(f"reading bars: {exc}") from exc
-            items.extend(answer["Responses"].get(self.table_name, []))
-            pending = answer.get("UnprocessedKeys") or {}
-            if not pending:
-                return items
-            time.sleep(0.05 * 2**attempt)
-        raise BarsTableError("reading bars: keys still unprocessed after 8 tries")
 
-
-def item_to_bar(item: dict[str, Any]) -> StoredBar:
-    symbol, interval = item["pk"]["S"].rsplit("#", 1)
-    acc = BarAccumulator(
-        Decimal(item["open"]["N"]),
-        key_parse(item["_ok"]["S"]),
-        Decimal(item["close"]["N"]),
-        key_parse(item["_ck"]["S"]),
-        Decimal(item["high"]["N"]),
-        Decimal(item["low"]["N"]),
-        Decimal(item["volume"]["N"]),
-        int(item["trades"]["N"]),
-        Decimal(item["_pv"]["N"]),
-    )
-    slots = {}
-    for minute, text in item.get("_slots", {}).get("M", {}).items():
-        trades, volume, notional = text["S"].split(",")
-        slots[int(minute)] = (int(trades), Decimal(volume), Decimal(notional))
-    return StoredBar(
-        symbol,
-        interval,
-        int(item["sk"]["N"]),
-        acc,
-        {shard: position_parse(v["S"]) for shard, v in item.get("_wm", {}).get("M", {}).items()},
-        set(item.get("_ids", {}).get("BS", [])),
-        slots,
-        int(item["_v"]["N"]),
-    )
-
-
-def bar_to_item(bar: StoredBar, updated_at: int) -> dict[str, Any]:
+def projection_item(bar: StoredBar, updated_at: int) -> dict[str, Any]:
     acc = bar.acc
     if acc is None:
-        raise ValueError(f"{bar.symbol} {bar.interval} {bar.start} has no ticks to store")
+        raise ValueError(f"{bar.symbol} {bar.interval} {bar.start} has no ticks to project")
     item: dict[str, Any] = {
         "pk": {"S": bar_pk(bar.symbol, bar.interval)},
         "sk": {"N": str(bar.start)},
@@ -201,20 +114,29 @@ def bar_to_item(bar: StoredBar, updated_at: int) -> dict[str, Any]:
         "close": {"N": str(acc.close)},
         "volume": {"N": str(acc.volume)},
         "trades": {"N": str(acc.trades)},
+        "notional": {"N": str(acc.notional)},
         "first_ts": {"N": str(acc.first_ts)},
         "last_ts": {"N": str(acc.last_ts)},
         "updated_at": {"N": str(updated_at)},
-        "_ok": {"S": key_text(acc.open_key)},
-        "_ck": {"S": key_text(acc.close_key)},
-        "_pv": {"N": str(acc.notional)},
-        "_v": {"N": str(bar.version + 1)},
+        "version": {"N": str(bar.version)},
     }
     if acc.vwap is not None:
         item["vwap"] = {"N": str(acc.vwap)}
-    if bar.watermarks:
-        item["_wm"] = {"M": {shard: {"S": position_text(p)} for shard, p in bar.watermarks.items()}}
-    if bar.id_hashes:
-        item["_ids"] = {"BS": sorted(bar.id_hashes)}
-    if bar.slots:
-        item["_slots"] = {"M": {str(m): {"S": f"{t},{v},{pv}"} for m, (t, v, pv) in bar.slots.items()}}
     return item
+
+
+def public_item_to_bar(item: dict[str, Any]) -> StoredBar:
+    """A public item as a StoredBar: its open and close keys are the first and last tick times."""
+    symbol, interval = item["pk"]["S"].rsplit("#", 1)
+    acc = BarAccumulator(
+        Decimal(item["open"]["N"]),
+        (int(item["first_ts"]["N"]), 0, 0),
+        Decimal(item["close"]["N"]),
+        (int(item["last_ts"]["N"]), 0, 0),
+        Decimal(item["high"]["N"]),
+        Decimal(item["low"]["N"]),
+        Decimal(item["volume"]["N"]),
+        int(item["trades"]["N"]),
+        Decimal(item["notional"]["N"]),
+    )
+    return StoredBar(symbol, interval, int(item["sk"]["N"]), acc, version=int(item["version"]["N"]))

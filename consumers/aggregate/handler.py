@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from consumers.aggregate.bars_table import BarsTable
 from consumers.aggregate.data_lake import DataLake
+from consumers.aggregate.ledger import Ledger
 from consumers.aggregate.logic import RawRecord, WindowState
 from consumers.aggregate.service import Aggregator, AggregatorConfig
 from consumers.aggregate.settings import AggregatorSettings
@@ -32,8 +33,10 @@ _aggregator: Aggregator | None = None
 def _build() -> Aggregator:
     """Clients and settings once per cold start, not per invocation."""
     settings = AggregatorSettings.from_environment(os.environ)
+    dynamodb = boto3.client("dynamodb")
     return Aggregator(
-        BarsTable(boto3.client("dynamodb"), settings.bars_table),
+        Ledger(dynamodb, settings.ledger_table),
+        BarsTable(dynamodb, settings.bars_table),
         DataLake(boto3.client("s3"), settings.data_bucket),
         AggregatorConfig(settings.intervals, settings.late_after_ms),
     )

@@ -1,16 +1,17 @@
 """The aggregator's decisions, free of boto3 and of Lambda's event shape.
 
-Exactly-once effect rests on three facts kept in the bars table:
+Exactly-once effect rests on three facts kept in the ledger (consumers.aggregate.ledger):
 - each 1m bar keeps, per shard, the position (sequence, sub-sequence) of the last tick it took
   from that shard (`_wm`): a redelivered, retried, bisected or replayed tick sits at or below
   it and is skipped;
 - each 1m bar keeps hashes of the tick ids it took (`_ids`): the same tick sent again in
   another record is skipped; a tick's id always falls in its own 1m bar, so that is where the
   bar can look it up, however late the copy arrives (up to MAX_IDS_PER_BAR ids per bar);
-- bars of longer intervals are built from 1m bars, one slot per minute, so folding the same
-  1m bar in twice changes nothing. A minute whose ticks come again after this shard wrote them
-  (a retry after a crash or fault between two writes, a replay) is folded into its longer bars
-  and S3 rows once more (WindowState.refold): what the crash left unwritten is written then.
+- bars of longer intervals are built from shorter bars (1m -> 5m, 5m -> 1h, 1h -> 1d), one
+  slot per shorter bar, so folding the same bar in twice changes nothing. A minute whose ticks
+  come again after this shard wrote them (a retry after a crash or fault between two writes, a
+  replay) is folded into its longer bars, projections and S3 rows once more
+  (WindowState.refold): what the crash left unwritten is written then.
 A redrive (`tickstream redrive`) brings back records Lambda discarded: below the watermarks, a
 tick's id alone decides, and a tick without one is left out and counted, never risked twice.
 Known limit: two copies of one tick sent to two different shards (partition keys other than
@@ -477,19 +478,22 @@ def ids_beyond_cap(stored: StoredBar, partial: PartialMinute) -> int:
     return max(0, new - max(0, MAX_IDS_PER_BAR - len(stored.id_hashes)))
 
 
-def fold_minute(stored: StoredBar, minute: StoredBar) -> bool:
-    """Puts a 1m bar into its slot of a longer bar; False when that slot already holds it."""
-    if minute.acc is None:
+def fold_child(stored: StoredBar, child: StoredBar) -> bool:
+    """Puts a shorter bar into its slot of a longer bar; False when that slot already holds it.
+
+    A bar only ever gains ticks, so the snapshot with more trades is the newer one.
+    """
+    if child.acc is None:
         return False
-    snapshot = (minute.acc.trades, minute.acc.volume, minute.acc.notional)
-    previous = stored.slots.get(minute.start)
+    snapshot = (child.acc.trades, child.acc.volume, child.acc.notional)
+    previous = stored.slots.get(child.start)
     if previous is not None and previous[0] >= snapshot[0]:
         return False
-    stored.slots[minute.start] = snapshot
+    stored.slots[child.start] = snapshot
     if stored.acc is None:
-        stored.acc = replace(minute.acc)
+        stored.acc = replace(child.acc)
     else:
-        stored.acc.merge_extremes(minute.acc)
+        stored.acc.merge_extremes(child.acc)
     stored.acc.trades = sum(s[0] for s in stored.slots.values())
     stored.acc.volume = functools.reduce(EXACT.add, (s[1] for s in stored.slots.values()), Decimal(0))
     stored.acc.notional = functools.reduce(EXACT.add, (s[2] for s in stored.slots.values()), Decimal(0))

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from consumers.aggregate.bars_table import BarsTableError, VersionConflict
 from consumers.aggregate.data_lake import bar_row
+from consumers.aggregate.ledger import LedgerError, VersionConflict
 from consumers.aggregate.logic import (
     AccumulateCounts,
     ConcurrentWriter,
@@ -23,18 +23,20 @@ from consumers.aggregate.logic import (
     accumulate,
     apply_partial,
     explode,
-    fold_minute,
+    fold_child,
     ids_beyond_cap,
     position_text,
 )
-from market.bars import BASE_INTERVAL, Bar, bucket_start
+from market.bars import BASE_INTERVAL, INTERVAL_SECONDS, Bar, bucket_start
 
 # Tries of one bar's read-merge-write when another writer keeps changing it underneath.
 MAX_CONFLICT_RETRIES = 5
+# Most shorter bars one ledger item folds (an hour of minutes), so no item grows with the day.
+MAX_SLOTS = 60
 
 
-class BarsStore(Protocol):
-    """What the service needs of the bars table (consumers.aggregate.bars_table.BarsTable)."""
+class LedgerStore(Protocol):
+    """What the service needs of the ledger table (consumers.aggregate.ledger.Ledger)."""
 
     def minute_bookkeeping(
         self, shard_id: str, keys: Iterable[MinuteKey]
@@ -45,6 +47,12 @@ class BarsStore(Protocol):
     def get_bar(self, symbol: str, interval: str, start: int) -> StoredBar: ...
 
     def put_bar(self, bar: StoredBar, now: float | None = None) -> None: ...
+
+
+class PublicBars(Protocol):
+    """What the service needs of the bars table (consumers.aggregate.bars_table.BarsTable)."""
+
+    def put_projections(self, bars: Iterable[StoredBar], updated_at: int) -> int: ...
 
 
 class Lake(Protocol):
@@ -76,9 +84,28 @@ class FlushReport:
     ids_beyond_cap: dict[MinuteKey, int] = field(default_factory=dict)
 
 
+def child_interval(interval: str, intervals: Sequence[str]) -> str:
+    """The shorter bars a longer one is folded from: the longest configured interval dividing it
+    in at most MAX_SLOTS parts (1m -> 5m, 5m -> 1h, 1h -> 1d by default), else 1m.
+
+    Folding from bars rather than minutes keeps each ledger item at a few dozen slots (1,440
+    minutes would make a 1d item ~60 KB, rewritten every window).
+    """
+    seconds = INTERVAL_SECONDS[interval]
+    candidates = [
+        shorter
+        for shorter in intervals
+        if INTERVAL_SECONDS[shorter] < seconds
+        and seconds % INTERVAL_SECONDS[shorter] == 0
+        and seconds // INTERVAL_SECONDS[shorter] <= MAX_SLOTS
+    ]
+    return max(candidates, key=INTERVAL_SECONDS.__getitem__, default=BASE_INTERVAL)
+
+
 class Aggregator:
-    def __init__(self, table: BarsStore, lake: Lake, config: AggregatorConfig) -> None:
-        self._table = table
+    def __init__(self, ledger: LedgerStore, bars: PublicBars, lake: Lake, config: AggregatorConfig) -> None:
+        self._table = ledger
+        self._bars = bars
         self._lake = lake
         self._config = config
 
@@ -99,7 +126,8 @@ class Aggregator:
         return taken, self.flush(shard_id, state, redrive=True)
 
     def flush(self, shard_id: str, state: WindowState, *, redrive: bool = False) -> FlushReport:
-        """Writes each bar the window touched once: 1m bars first, then the longer ones built from them."""
+        """Writes each bar the window touched once: 1m bars first, then each longer interval folded
+        from its child interval's bars, all in the ledger; then their projections and S3 rows."""
         report = FlushReport()
         now = time.time()
         minute_keys = sorted(state.minutes.keys() | state.refold)
@@ -124,26 +152,30 @@ class Aggregator:
 
             try:
                 bar = self._write_with_retry(bar, apply, now, report)
-            except (BarsTableError, ConcurrentWriter):
+            except (LedgerError, ConcurrentWriter):
                 report.failed_minutes.append((symbol, minute))
                 continue
             minutes.append(bar)
         touched = list(minutes)
+        by_interval = {BASE_INTERVAL: minutes}
         for interval in self._config.intervals:
             if interval == BASE_INTERVAL:
                 continue
             groups: defaultdict[tuple[str, int], list[StoredBar]] = defaultdict(list)
-            for minute_bar in minutes:
-                groups[(minute_bar.symbol, bucket_start(minute_bar.start * 1000, interval))].append(
-                    minute_bar
-                )
+            for child in by_interval[child_interval(interval, self._config.intervals)]:
+                groups[(child.symbol, bucket_start(child.start * 1000, interval))].append(child)
             longer = self._table.get_bars([(s, interval, start) for s, start in groups])
+            written = []
             for (symbol, start), group in sorted(groups.items()):
 
                 def fold(bar: StoredBar, group: list[StoredBar] = group) -> bool:
-                    return any([fold_minute(bar, m) for m in group])  # noqa: C419 - fold every minute
+                    return any([fold_child(bar, c) for c in group])  # noqa: C419 - fold every child
 
-                touched.append(self._write_with_retry(longer[(symbol, interval, start)], fold, now, report))
+                written.append(self._write_with_retry(longer[(symbol, interval, start)], fold, now, report))
+            by_interval[interval] = written
+            touched += written
+        # After the ledger: a crash before this point leaves projections a retry writes again.
+        self._bars.put_projections(touched, int(now))
         if state.last is not None:
             rows = [
                 bar_row(Bar.of(bar.symbol, bar.interval, bar.start, bar.acc), bar.version, int(now))
@@ -167,4 +199,4 @@ class Aggregator:
                 continue
             report.bars_written += 1
             return bar
-        raise BarsTableError(f"{bar.symbol} {bar.interval} {bar.start}: still conflicting after retries")
+        raise LedgerError(f"{bar.symbol} {bar.interval} {bar.start}: still conflicting after retries")

@@ -15,13 +15,14 @@ class AggregatorSettingsError(ValueError):
 @dataclass(frozen=True)
 class AggregatorSettings:
     bars_table: str
+    ledger_table: str
     data_bucket: str
     intervals: tuple[str, ...]
     late_after_ms: int
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> AggregatorSettings:
-        missing = [name for name in ("BARS_TABLE", "DATA_BUCKET") if not env.get(name)]
+        missing = [name for name in ("BARS_TABLE", "LEDGER_TABLE", "DATA_BUCKET") if not env.get(name)]
         if missing:
             raise AggregatorSettingsError(f"environment lacks {', '.join(missing)}")
         try:
@@ -31,4 +32,4 @@ class AggregatorSettings:
         late = env.get("LATE_AFTER_MS", "60000")
         if not late.isdigit():
             raise AggregatorSettingsError(f"LATE_AFTER_MS={late!r} must be a whole number of milliseconds")
-        return cls(env["BARS_TABLE"], env["DATA_BUCKET"], intervals, int(late))
+        return cls(env["BARS_TABLE"], env["LEDGER_TABLE"], env["DATA_BUCKET"], intervals, int(late))

@@ -17,7 +17,7 @@ import pytest
 
 import bench.cost_day
 from bench.aws_meter import StreamRecord, item_bytes
-from bench.cost_day import ALERT_TABLE, BARS_TABLE, DATA_BUCKET, SITE_BUCKET, simulate_day
+from bench.cost_day import ALERT_TABLE, BARS_TABLE, DATA_BUCKET, LEDGER_TABLE, SITE_BUCKET, simulate_day
 from tickstream.embedded_aws import EmbeddedAws, free_local_port
 
 pytestmark = pytest.mark.integration
@@ -62,6 +62,15 @@ def _moto_counts(endpoint: str) -> Counter[str]:
     dynamodb, s3 = boto3.client("dynamodb", **options), boto3.client("s3", **options)
     dynamodb.create_table(
         TableName=BARS_TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.create_table(
+        TableName=LEDGER_TABLE,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         AttributeDefinitions=[
             {"AttributeName": "pk", "AttributeType": "S"},

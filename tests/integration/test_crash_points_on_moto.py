@@ -44,6 +44,7 @@ def _empty_bucket(local_stack: LocalStack, bucket: str) -> None:
 def _start_over(local_stack: LocalStack, outputs: StackOutputs, checkpoints: str) -> None:
     """Bars, rows, site and checkpoints gone: the next run reads the stream from its start."""
     _empty_table(local_stack, outputs.BarsTableName, ["pk", "sk"])
+    _empty_table(local_stack, outputs.LedgerTableName, ["pk", "sk"])
     _empty_table(local_stack, outputs.AlertStateTableName, ["pk"])
     _empty_table(local_stack, checkpoints, ["mapping_shard"])
     _empty_bucket(local_stack, outputs.DataBucketName)

@@ -200,6 +200,7 @@ def test_packaged_handlers_aggregate_and_draw_from_the_artifacts_alone(
     lambda_env = {
         **_lambda_environment(local_stack),
         "BARS_TABLE": outputs.BarsTableName,
+        "LEDGER_TABLE": outputs.LedgerTableName,
         "DATA_BUCKET": outputs.DataBucketName,
         "SITE_BUCKET": outputs.SiteBucketName,
         "ALERT_TABLE": outputs.AlertStateTableName,

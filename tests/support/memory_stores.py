@@ -1,4 +1,5 @@
-"""In-memory stand-ins for the bars table and data lake, keeping DynamoDB's conditional-write rules.
+"""In-memory stand-ins for the ledger, the bars table and the data lake, keeping DynamoDB's
+conditional-write rules.
 
 For unit tests of the service's logic only; the integration tests run the real adapters on moto.
 """
@@ -9,8 +10,8 @@ import copy
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from consumers.aggregate.bars_table import BarsTableError, VersionConflict
 from consumers.aggregate.data_lake import bar_rows_key, day_of
+from consumers.aggregate.ledger import LedgerError, VersionConflict
 from consumers.aggregate.logic import MinuteBookkeeping, MinuteKey, Rejection, StoredBar
 from market.bars import BASE_INTERVAL
 
@@ -35,12 +36,13 @@ class WriteCounter:
         self.writes += 1
 
 
-class MemoryBarsTable:
+class MemoryLedger:
     def __init__(self, counter: WriteCounter | None = None) -> None:
         self.items: dict[tuple[str, str, int], StoredBar] = {}
         self.puts = 0
         self.fail_after: int | None = None  # raise on the put after this many more
         self.counter = counter or WriteCounter()
+        self.projections = MemoryBars(self.counter)  # the bars table, sharing the write count
 
     def minute_bookkeeping(
         self, shard_id: str, keys: Iterable[MinuteKey]
@@ -62,7 +64,7 @@ class MemoryBarsTable:
         if self.fail_after is not None:
             if self.fail_after == 0:
                 self.fail_after = None
-                raise BarsTableError("injected crash between two writes")
+                raise LedgerError("injected crash between two writes")
             self.fail_after -= 1
         key = (bar.symbol, bar.interval, bar.start)
         current = self.items.get(key)
@@ -72,6 +74,27 @@ class MemoryBarsTable:
         bar.version += 1
         self.items[key] = copy.deepcopy(bar)
         self.puts += 1
+
+
+class MemoryBars:
+    """The public projections, each put only over an older version (as the table's condition says)."""
+
+    def __init__(self, counter: WriteCounter | None = None) -> None:
+        self.items: dict[tuple[str, str, int], StoredBar] = {}
+        self.counter = counter or WriteCounter()
+
+    def put_projections(self, bars: Iterable[StoredBar], updated_at: int) -> int:
+        landed = 0
+        for bar in bars:
+            if bar.acc is None:
+                continue
+            self.counter.write()
+            key = (bar.symbol, bar.interval, bar.start)
+            current = self.items.get(key)
+            if current is None or current.version < bar.version:
+                self.items[key] = StoredBar(*key, copy.deepcopy(bar.acc), version=bar.version)
+                landed += 1
+        return landed
 
 
 class MemoryDataLake:

@@ -9,13 +9,13 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumers.aggregate.bars_table import BarsTableError
+from consumers.aggregate.ledger import LedgerError
 from consumers.aggregate.logic import MAX_IDS_PER_BAR, RawRecord, WindowState
 from consumers.aggregate.service import Aggregator, AggregatorConfig
 from market.bars import DEFAULT_INTERVALS
 from market.kpl_records import AggregateBuilder
 from market.ticks import Tick, encode_tick
-from tests.support.memory_stores import MemoryBarsTable, MemoryDataLake
+from tests.support.memory_stores import MemoryDataLake, MemoryLedger
 from tickstream.bars_reference import ReferenceTick, public_values, reference_bars
 
 BASE_MS = 1_795_000_000_000
@@ -83,8 +83,8 @@ def test_any_delivery_gives_the_reference_bars(
                 seen_ids.add(tick.id or "")
                 reference.append((tick.symbol, tick.price, tick.size, tick.ts_ms, sequence, sub))
 
-    table, lake = MemoryBarsTable(), MemoryDataLake()
-    aggregator = Aggregator(table, lake, AggregatorConfig(DEFAULT_INTERVALS, 60_000))
+    table, lake = MemoryLedger(), MemoryDataLake()
+    aggregator = Aggregator(table, table.projections, lake, AggregatorConfig(DEFAULT_INTERVALS, 60_000))
 
     def deliver(record_list: list[RawRecord]) -> None:
         for window in cut(data, list(record_list), 5):
@@ -95,7 +95,7 @@ def test_any_delivery_gives_the_reference_bars(
                     aggregator.take(SHARD, batch, state)  # type: ignore[arg-type]
             if data.draw(st.booleans()):
                 table.fail_after = data.draw(st.integers(0, 6))  # crash between two writes
-                with contextlib.suppress(BarsTableError):  # reported or raised, the flush is retried
+                with contextlib.suppress(LedgerError):  # reported or raised, the flush is retried
                     aggregator.flush(SHARD, state)
                 table.fail_after = None
             assert aggregator.flush(SHARD, state).failed_minutes == []
@@ -105,19 +105,21 @@ def test_any_delivery_gives_the_reference_bars(
         deliver(records)  # replay from TRIM_HORIZON a day later
 
     expected = reference_bars(reference, DEFAULT_INTERVALS)
-    stored = {key: public_values(b.acc) for key, b in table.items.items() if b.acc is not None}
+    stored = {key: public_values(b.acc) for key, b in table.projections.items.items() if b.acc is not None}
     assert stored == expected
     assert len(lake.quarantined) == sum(p in POISON for p in payloads)
     latest = lake.latest_rows()
     assert {k: (r["open"], r["close"], r["trades"]) for k, r in latest.items()} == {
         k: (v[0], v[3], v[5]) for k, v in expected.items()
     }
-    assert {k: r["version"] for k, r in latest.items()} == {k: b.version for k, b in table.items.items()}
+    assert {k: r["version"] for k, r in latest.items()} == {
+        k: b.version for k, b in table.projections.items.items()
+    }
 
 
 def test_writes_per_window_are_the_bars_touched_whatever_the_tick_count() -> None:
-    table, lake = MemoryBarsTable(), MemoryDataLake()
-    aggregator = Aggregator(table, lake, AggregatorConfig(DEFAULT_INTERVALS, 60_000))
+    table, lake = MemoryLedger(), MemoryDataLake()
+    aggregator = Aggregator(table, table.projections, lake, AggregatorConfig(DEFAULT_INTERVALS, 60_000))
     state = WindowState()
     records = [
         RawRecord(
@@ -134,13 +136,13 @@ def test_writes_per_window_are_the_bars_touched_whatever_the_tick_count() -> Non
     report = aggregator.flush(SHARD, state)
     # 10,000 ticks of 2 symbols within one minute: 2 symbols x 4 intervals = 8 bars, 8 writes;
     # in S3 one object per interval, whatever the symbols.
-    assert report.bars_written == table.puts == 8
+    assert report.bars_written == table.puts == len(table.projections.items) == 8
     assert len(lake.objects) == 4
 
 
 def test_tick_ids_beyond_the_per_bar_cap_are_reported_not_silent() -> None:
-    table, lake = MemoryBarsTable(), MemoryDataLake()
-    aggregator = Aggregator(table, lake, AggregatorConfig(("1m",), 60_000))
+    table, lake = MemoryLedger(), MemoryDataLake()
+    aggregator = Aggregator(table, table.projections, lake, AggregatorConfig(("1m",), 60_000))
 
     def window(first: int, count: int) -> int:
         state = WindowState()

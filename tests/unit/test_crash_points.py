@@ -17,7 +17,7 @@ from consumers.aggregate.service import Aggregator, AggregatorConfig
 from market.bars import DEFAULT_INTERVALS
 from market.kpl_records import AggregateBuilder
 from market.ticks import Tick, encode_tick
-from tests.support.memory_stores import MemoryBarsTable, MemoryDataLake, ProcessKilled, WriteCounter
+from tests.support.memory_stores import MemoryDataLake, MemoryLedger, ProcessKilled, WriteCounter
 from tickstream.bars_reference import ReferenceBar, ReferenceTick, public_values, reference_bars
 
 BASE_MS = 1_795_000_020_000  # 00:47:00 on a day: windows cross a 5m and a 1h boundary below
@@ -54,13 +54,15 @@ def _dataset() -> tuple[list[list[RawRecord]], dict[tuple[str, str, int], Refere
 
 def _run(
     windows: list[list[RawRecord]], windowed: bool, counter: WriteCounter
-) -> tuple[MemoryBarsTable, MemoryDataLake]:
+) -> tuple[MemoryLedger, MemoryDataLake]:
     """Delivers the windows as the runner does, restarting from the checkpoint after a kill."""
-    table, lake = MemoryBarsTable(counter), MemoryDataLake(counter)
+    table, lake = MemoryLedger(counter), MemoryDataLake(counter)
     done = 0  # the checkpoint: windows finished (window 0: batches finished)
     units = windows if windowed else [[r] for w in windows for r in w]
     while done < len(units):
-        aggregator = Aggregator(table, lake, AggregatorConfig(DEFAULT_INTERVALS, 60_000))  # a cold start
+        aggregator = Aggregator(
+            table, table.projections, lake, AggregatorConfig(DEFAULT_INTERVALS, 60_000)
+        )  # a cold start
         try:
             for unit in units[done:]:
                 state = WindowState()
@@ -82,7 +84,9 @@ def test_a_kill_at_every_write_then_redelivery_gives_the_bars_of_no_kill(windowe
     assert writes > 20
     for k in range(writes):
         table, lake = _run(windows, windowed, WriteCounter(kill_at=k))
-        stored = {key: public_values(b.acc) for key, b in table.items.items() if b.acc is not None}
+        stored = {
+            key: public_values(b.acc) for key, b in table.projections.items.items() if b.acc is not None
+        }
         assert stored == expected, f"killed at write {k} of {writes}"
         rows = lake.latest_rows()
         assert {
@@ -90,7 +94,7 @@ def test_a_kill_at_every_write_then_redelivery_gives_the_bars_of_no_kill(windowe
         } == {key: (v[0], v[1], v[2], v[3], v[5]) for key, v in expected.items()}, (
             f"S3 rows after a kill at write {k} of {writes}"
         )
-        versions = {key: b.version for key, b in table.items.items()}
+        versions = {key: b.version for key, b in table.projections.items.items()}
         assert {key: r["version"] for key, r in rows.items()} == versions, f"S3 versions, kill at {k}"
         assert len(lake.quarantined) == 3
 
@@ -99,18 +103,18 @@ def test_a_full_replay_writes_the_longer_bars_and_rows_a_store_lacks() -> None:
     """A store where only the 1m bars landed (as an older version's crash left it) is healed by
     reading the stream again from the start: every redelivered minute is folded once more."""
     windows, expected = _dataset()
-    table, lake = MemoryBarsTable(), MemoryDataLake()
-    only_minutes = Aggregator(table, lake, AggregatorConfig(("1m",), 60_000))
+    table, lake = MemoryLedger(), MemoryDataLake()
+    only_minutes = Aggregator(table, table.projections, lake, AggregatorConfig(("1m",), 60_000))
     for window in windows:
         state = WindowState()
         only_minutes.take(SHARD, window, state)
         only_minutes.flush(SHARD, state)
     assert {key[1] for key in table.items} == {"1m"}
-    replay = Aggregator(table, lake, AggregatorConfig(DEFAULT_INTERVALS, 60_000))
+    replay = Aggregator(table, table.projections, lake, AggregatorConfig(DEFAULT_INTERVALS, 60_000))
     for window in windows:
         state = WindowState()
         replay.take(SHARD, window, state)
         replay.flush(SHARD, state)
-    stored = {key: public_values(b.acc) for key, b in table.items.items() if b.acc is not None}
+    stored = {key: public_values(b.acc) for key, b in table.projections.items.items() if b.acc is not None}
     assert stored == expected
     assert lake.latest_rows().keys() == expected.keys()

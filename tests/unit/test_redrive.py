@@ -20,7 +20,7 @@ from consumers.shard_reader import ShardReader, StreamReadError, StreamRecord
 from market.bars import DEFAULT_INTERVALS
 from market.kpl_records import AggregateBuilder
 from market.ticks import Tick, encode_tick
-from tests.support.memory_stores import MemoryBarsTable, MemoryDataLake, ProcessKilled, WriteCounter
+from tests.support.memory_stores import MemoryDataLake, MemoryLedger, ProcessKilled, WriteCounter
 from tickstream.bars_reference import ReferenceBar, ReferenceTick, public_values, reference_bars
 from tickstream.redrive import DeadLetter, DeadLetterQueue, redrive
 
@@ -51,12 +51,12 @@ def _records(with_ids: bool = True) -> tuple[list[RawRecord], list[ReferenceTick
     return records, reference
 
 
-def _aggregator(table: MemoryBarsTable, lake: MemoryDataLake) -> Aggregator:
-    return Aggregator(table, lake, AggregatorConfig(DEFAULT_INTERVALS, 60_000))
+def _aggregator(table: MemoryLedger, lake: MemoryDataLake) -> Aggregator:
+    return Aggregator(table, table.projections, lake, AggregatorConfig(DEFAULT_INTERVALS, 60_000))
 
 
 def _consume_discarding(
-    records: list[RawRecord], discarded: set[int], table: MemoryBarsTable, lake: MemoryDataLake
+    records: list[RawRecord], discarded: set[int], table: MemoryLedger, lake: MemoryDataLake
 ) -> None:
     """Window 0: each batch written as it comes; the discarded ones never reach the function."""
     for index, record in enumerate(records):
@@ -68,14 +68,14 @@ def _consume_discarding(
         assert aggregator.flush(SHARD, state).failed_minutes == []
 
 
-def _bars(table: MemoryBarsTable) -> dict[tuple[str, str, int], ReferenceBar]:
-    return {key: public_values(b.acc) for key, b in table.items.items() if b.acc is not None}
+def _bars(table: MemoryLedger) -> dict[tuple[str, str, int], ReferenceBar]:
+    return {key: public_values(b.acc) for key, b in table.projections.items.items() if b.acc is not None}
 
 
 def test_a_replay_skips_a_discarded_record_and_a_redrive_brings_it_back_once() -> None:
     records, reference = _records()
     expected = reference_bars(reference, DEFAULT_INTERVALS)
-    table, lake = MemoryBarsTable(), MemoryDataLake()
+    table, lake = MemoryLedger(), MemoryDataLake()
     _consume_discarding(records, {4}, table, lake)
     assert _bars(table) != expected
 
@@ -98,7 +98,7 @@ def test_a_kill_at_every_write_of_a_redrive_then_a_second_redrive_gives_the_refe
     discarded = {1, 4, 5}
     lost = [records[i] for i in sorted(discarded)]
     counter = WriteCounter()
-    table, lake = MemoryBarsTable(counter), MemoryDataLake(counter)
+    table, lake = MemoryLedger(counter), MemoryDataLake(counter)
     _consume_discarding(records, discarded, table, lake)
     before = counter.writes
     _aggregator(table, lake).redrive(SHARD, lost)
@@ -106,7 +106,7 @@ def test_a_kill_at_every_write_of_a_redrive_then_a_second_redrive_gives_the_refe
     assert writes > 5
     for k in range(writes):
         counter = WriteCounter()
-        table, lake = MemoryBarsTable(counter), MemoryDataLake(counter)
+        table, lake = MemoryLedger(counter), MemoryDataLake(counter)
         _consume_discarding(records, discarded, table, lake)
         counter.kill_at = counter.writes + k
         with pytest.raises(ProcessKilled):
@@ -123,7 +123,7 @@ def test_a_kill_at_every_write_of_a_redrive_then_a_second_redrive_gives_the_refe
 def test_ticks_without_ids_below_the_watermark_are_left_out_and_counted() -> None:
     """Nothing says whether the bar holds them: counted as unknowable, never risked twice."""
     records, _ = _records(with_ids=False)
-    table, lake = MemoryBarsTable(), MemoryDataLake()
+    table, lake = MemoryLedger(), MemoryDataLake()
     _consume_discarding(records, {4}, table, lake)
     before = _bars(table)
     taken, _ = _aggregator(table, lake).redrive(SHARD, [records[4]])
@@ -133,7 +133,7 @@ def test_ticks_without_ids_below_the_watermark_are_left_out_and_counted() -> Non
 
 def test_a_discarded_last_record_is_above_every_watermark_and_taken_without_ids() -> None:
     records, reference = _records(with_ids=False)
-    table, lake = MemoryBarsTable(), MemoryDataLake()
+    table, lake = MemoryLedger(), MemoryDataLake()
     _consume_discarding(records, {8}, table, lake)
     taken, _ = _aggregator(table, lake).redrive(SHARD, [records[8]])
     assert (taken.counts.taken, taken.counts.unknowable) == (3, 0)
@@ -142,7 +142,7 @@ def test_a_discarded_last_record_is_above_every_watermark_and_taken_without_ids(
 
 def test_a_bar_whose_id_set_is_full_cannot_say_and_its_ticks_are_unknowable() -> None:
     records, _ = _records()
-    table, lake = MemoryBarsTable(), MemoryDataLake()
+    table, lake = MemoryLedger(), MemoryDataLake()
     _consume_discarding(records, {4}, table, lake)
     for bar in table.items.values():
         if bar.interval == "1m":
@@ -189,7 +189,7 @@ def _kinesis_letter(first: str, last: str, stream: str = "arn:stream") -> dict[s
 
 def test_only_ranges_in_the_bars_leave_the_queue_and_chart_batches_are_drawn_again() -> None:
     records, reference = _records()
-    table, lake = MemoryBarsTable(), MemoryDataLake()
+    table, lake = MemoryLedger(), MemoryDataLake()
     _consume_discarding(records, {4}, table, lake)
     queue = _Queue(
         [
