@@ -50,6 +50,9 @@ _REJECTED_CREDENTIALS = frozenset(
 def explain(exc: BaseException, settings: Settings) -> str:
     """`exc` as one line ending in the next step, for the target `settings` name."""
     cause = _botocore_cause(exc)
+    if isinstance(cause, ConnectionClosedError) and exc is not cause:
+        # A call that got no answer after others did: say which call, then where to look.
+        return f"{exc}; {_unreachable(settings, cause)}"
     if cause is not None:
         line = _explain_botocore(cause, settings)
         if line is not None:

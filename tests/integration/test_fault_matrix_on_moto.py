@@ -38,7 +38,7 @@ from tickstream.stack import StackDeployer, StackOutputs
 pytestmark = pytest.mark.integration
 
 SYMBOLS = ("FMA", "FMB", "FMC")
-# 300 ticks over about five minutes of event time, across midnight: two days of day files.
+# 300 ticks over about five minutes of event time, across midnight: two days of rows.
 START_MS = 1_795_305_450_000  # 2026-11-21T23:57:30Z
 COUNT = 300
 RATE = 1.0
@@ -68,20 +68,22 @@ class FaultStack:
         service, operation, resource = call.split(":")
         names = {
             "bars": self.outputs.BarsTableName,
+            "ledger": self.outputs.LedgerTableName,
             "data": self.outputs.DataBucketName,
             "checkpoints": self.checkpoints,
         }
         return Target(service, operation, names[resource])
 
 
-# Every kind of DynamoDB and S3 call a consume run makes on the bars, the day files and the
-# runner's checkpoints. Query is the chart builder's: the aggregator itself never queries.
+# Every kind of DynamoDB and S3 call a consume run makes on the ledger, the bars, the rows and
+# the runner's checkpoints. Query is the chart builder's: the aggregator itself never queries,
+# and it never reads the bars table or the data bucket.
 CALLS = [
-    "dynamodb:BatchGetItem:bars",  # aggregator: bookkeeping, then the bars to merge into
-    "dynamodb:PutItem:bars",  # aggregator: conditional bar writes
+    "dynamodb:BatchGetItem:ledger",  # aggregator: bookkeeping, then the bars to merge into
+    "dynamodb:PutItem:ledger",  # aggregator: conditional ledger writes
+    "dynamodb:PutItem:bars",  # aggregator: the projections users read
     "dynamodb:Query:bars",  # chart builder: the bars of a chart
-    "s3:GetObject:data",  # aggregator: the day file to merge into
-    "s3:PutObject:data",  # aggregator: the merged day file
+    "s3:PutObject:data",  # aggregator: a window's rows
     "dynamodb:GetItem:checkpoints",  # runner: where a shard resumes
     "dynamodb:PutItem:checkpoints",  # runner: a batch or a window done
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError, ProfileNotFound
+from botocore.exceptions import ClientError, ConnectionClosedError, ProfileNotFound
 
 from tickstream.failures import explain
 from tickstream.settings import Settings
@@ -41,3 +41,14 @@ def test_no_stack_on_aws_says_how_to_deploy_one_there() -> None:
         StackNotFound("no stack tickstream at https://cloudformation.eu-west-1.amazonaws.com"), ON_AWS
     )
     assert line.endswith(": deploy it with `sam build && sam deploy --guided`, or set TICKSTREAM_STACK")
+
+
+def test_a_call_left_without_answer_says_which_call_before_where_to_look() -> None:
+    """A dropped connection after others were answered: the failed call's own words come first."""
+    local = Settings.from_environment({"AWS_ENDPOINT_URL": "http://127.0.0.1:4599"})
+    closed = ConnectionClosedError(endpoint_url="http://127.0.0.1:4599")
+    line = explain(wrapped(closed), local)
+    assert line.startswith(
+        "reading stack tickstream: Connection was closed before we received a valid response"
+    )
+    assert "AWS_ENDPOINT_URL=http://127.0.0.1:4599" in line
