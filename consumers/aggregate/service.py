@@ -115,7 +115,9 @@ class Aggregator:
         """Quarantines what is not a tick and adds the rest to the window, skipping what was taken."""
         ticks, rejections = explode(records)
         self._lake.quarantine(rejections)
-        stored = self._table.minute_bookkeeping(shard_id, ticks.minute_keys())
+        unread = ticks.minute_keys() - state.absent
+        stored = self._table.minute_bookkeeping(shard_id, unread)
+        state.absent |= unread - stored.keys()
         counts = accumulate(state, ticks, stored, self._config.late_after_ms, redrive)
         return TakeReport(len(ticks), Counter(r.reason for r in rejections), counts)
 
@@ -131,7 +133,14 @@ class Aggregator:
         report = FlushReport()
         now = time.time()
         minute_keys = sorted(state.minutes.keys() | state.refold)
-        stored = self._table.get_bars([(s, BASE_INTERVAL, m) for s, m in minute_keys])
+        # A bar absent when the window began is most likely absent still: written blind, its
+        # condition (not yet written) sends a bar another shard wrote meanwhile back for a read.
+        stored = self._table.get_bars(
+            [(s, BASE_INTERVAL, m) for s, m in minute_keys if (s, m) not in state.absent]
+        )
+        stored |= {
+            (s, BASE_INTERVAL, m): StoredBar(s, BASE_INTERVAL, m) for s, m in state.absent & set(minute_keys)
+        }
         minutes: list[StoredBar] = []
         for symbol, minute in minute_keys:
             bar = stored[(symbol, BASE_INTERVAL, minute)]

@@ -43,11 +43,14 @@ class MemoryLedger:
         self.fail_after: int | None = None  # raise on the put after this many more
         self.counter = counter or WriteCounter()
         self.projections = MemoryBars(self.counter)  # the bars table, sharing the write count
+        self.bookkeeping_reads = 0  # items asked for by minute_bookkeeping
 
     def minute_bookkeeping(
         self, shard_id: str, keys: Iterable[MinuteKey]
     ) -> dict[MinuteKey, MinuteBookkeeping]:
         found = {}
+        keys = list(keys)
+        self.bookkeeping_reads += len(keys)
         for symbol, minute in keys:
             bar = self.items.get((symbol, BASE_INTERVAL, minute))
             if bar is not None:

@@ -135,7 +135,9 @@ def test_writes_per_window_are_the_bars_touched_whatever_the_tick_count() -> Non
         aggregator.take(SHARD, records[start : start + 500], state)
     report = aggregator.flush(SHARD, state)
     # 10,000 ticks of 2 symbols within one minute: 2 symbols x 4 intervals = 8 bars, 8 writes;
-    # in S3 one object per interval, whatever the symbols.
+    # in S3 one object per interval, whatever the symbols; each minute's bookkeeping read once,
+    # not once per batch.
+    assert table.bookkeeping_reads == 2
     assert report.bars_written == table.puts == len(table.projections.items) == 8
     assert len(lake.objects) == 4
 

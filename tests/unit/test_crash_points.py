@@ -9,6 +9,7 @@ finished. Windowed and window-0 mappings alike; the oracle is the pandas referen
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -118,3 +119,44 @@ def test_a_full_replay_writes_the_longer_bars_and_rows_a_store_lacks() -> None:
     stored = {key: public_values(b.acc) for key, b in table.projections.items.items() if b.acc is not None}
     assert stored == expected
     assert lake.latest_rows().keys() == expected.keys()
+
+
+def test_a_final_invoke_retried_with_the_state_before_it_gives_the_bars_of_no_kill() -> None:
+    """Lambda retries a failed final invoke of a window with the state the invoke before it
+    returned: minutes that state calls absent may have been written by the killed attempt."""
+    windows, expected = _dataset()
+    config = AggregatorConfig(DEFAULT_INTERVALS, 60_000)
+
+    def first_batches(table: MemoryLedger, lake: MemoryDataLake, window: list[RawRecord]) -> dict[str, Any]:
+        state = WindowState()
+        for record in window[:-1]:
+            Aggregator(table, table.projections, lake, config).take(SHARD, [record], state)
+        return state.to_json()
+
+    counter = WriteCounter()
+    table, lake = MemoryLedger(counter), MemoryDataLake(counter)
+    for window in windows:
+        state = WindowState.from_json(first_batches(table, lake, window))
+        aggregator = Aggregator(table, table.projections, lake, config)
+        aggregator.take(SHARD, window[-1:], state)
+        aggregator.flush(SHARD, state)
+    writes = counter.writes
+    for k in range(writes):
+        counter = WriteCounter(kill_at=k)
+        table, lake = MemoryLedger(counter), MemoryDataLake(counter)
+        for window in windows:
+            before_final = first_batches(table, lake, window)
+            while True:
+                state = WindowState.from_json(before_final)  # what Lambda hands the final invoke
+                aggregator = Aggregator(table, table.projections, lake, config)
+                try:
+                    aggregator.take(SHARD, window[-1:], state)
+                    assert aggregator.flush(SHARD, state).failed_minutes == []
+                except ProcessKilled:
+                    continue
+                break
+        projected = table.projections.items
+        stored = {key: public_values(b.acc) for key, b in projected.items() if b.acc is not None}
+        assert stored == expected, f"final invoke killed at write {k} of {writes}"
+        rows = lake.latest_rows()
+        assert {key: r["trades"] for key, r in rows.items()} == {key: v[5] for key, v in expected.items()}
