@@ -6,10 +6,13 @@ bench.aws_meter): request counts, item sizes and request units are exact for the
 GB-seconds come from this machine's durations. The scales run two at a time, one per core.
 
     python -m bench.cost [SYMBOLS ...]     # default: 8 100 1000
+    COST_WINDOWS=30 python -m bench.cost   # the day's first 30 windows only (say so when quoting)
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -67,8 +70,8 @@ def dollars(result: DayResult) -> dict[str, float]:
         * DYNAMODB_PER_MILLION_WRITE_UNITS,
         "DynamoDB read units, aggregator": aggregator.read_units / 1e6 * DYNAMODB_PER_MILLION_READ_UNITS,
         "DynamoDB read units, chart builder": charts.read_units / 1e6 * DYNAMODB_PER_MILLION_READ_UNITS,
-        "S3 PUTs, day files": aggregator.s3_puts[DATA_BUCKET] / 1e3 * S3_PER_THOUSAND_PUTS,
-        "S3 GETs, day files": aggregator.s3_gets[DATA_BUCKET] / 1e3 * S3_PER_THOUSAND_GETS,
+        "S3 PUTs, bar rows": aggregator.s3_puts[DATA_BUCKET] / 1e3 * S3_PER_THOUSAND_PUTS,
+        "S3 GETs, bar rows": aggregator.s3_gets[DATA_BUCKET] / 1e3 * S3_PER_THOUSAND_GETS,
         "S3 PUTs, site": charts.s3_puts[SITE_BUCKET] / 1e3 * S3_PER_THOUSAND_PUTS,
         "S3 GETs, site": charts.s3_gets[SITE_BUCKET] / 1e3 * S3_PER_THOUSAND_GETS,
     }
@@ -116,8 +119,8 @@ def rows(result: DayResult) -> list[Row]:
         Row(f"{scale}: DynamoDB Query", charts.requests["Query"] * per_million, "per 1M ticks"),
         Row(f"{scale}: DynamoDB read units, aggregator", aggregator.read_units * per_million, "per 1M ticks"),
         Row(f"{scale}: DynamoDB read units, chart builder", charts.read_units * per_million, "per 1M ticks"),
-        Row(f"{scale}: S3 PUT, day files", aggregator.s3_puts[DATA_BUCKET] * per_million, "per 1M ticks"),
-        Row(f"{scale}: S3 GET, day files", aggregator.s3_gets[DATA_BUCKET] * per_million, "per 1M ticks"),
+        Row(f"{scale}: S3 PUT, bar rows", aggregator.s3_puts[DATA_BUCKET] * per_million, "per 1M ticks"),
+        Row(f"{scale}: S3 GET, bar rows", aggregator.s3_gets[DATA_BUCKET] * per_million, "per 1M ticks"),
         Row(f"{scale}: S3 PUT, site", charts.s3_puts[SITE_BUCKET] * per_million, "per 1M ticks"),
         Row(f"{scale}: S3 GET, site", charts.s3_gets[SITE_BUCKET] * per_million, "per 1M ticks"),
         Row(
@@ -146,11 +149,18 @@ def top_terms(result: DayResult) -> list[tuple[str, float]]:
     return [(what, cost * per_million) for what, cost in ranked[:TOP_TERMS]]
 
 
+def _span(windows: int) -> str:
+    if windows == DAY_WINDOWS:
+        return f"A simulated day ({DAY_WINDOWS:,} windows)"
+    return f"The first {windows:,} windows of a simulated day (not a whole day: COST_WINDOWS={windows})"
+
+
 def main() -> None:
     scales = [int(a) for a in sys.argv[1:]] or list(SCALES)
+    windows = int(os.environ.get("COST_WINDOWS", DAY_WINDOWS))
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(simulate_day, scales))
+        results = list(pool.map(functools.partial(simulate_day, windows=windows), scales))
     body_rows: list[Row] = []
     for result in results:
         body_rows += rows(result)
@@ -161,7 +171,7 @@ def main() -> None:
             print(f"  {what}: {cost:.4f}")
         print(f"  largest items: {result.max_item}")
     method = (
-        f"A simulated day ({DAY_WINDOWS:,} windows of 60 s, about 1,000 ticks/s in total) per scale, "
+        f"{_span(windows)} (windows of 60 s, about 1,000 ticks/s in total) per scale, "
         "the product's aggregator and chart builder on metered in-memory DynamoDB and S3 clients "
         "(bench.cost_day, bench.aws_meter; checked against moto by "
         "tests/integration/test_cost_meter_on_moto.py). "
