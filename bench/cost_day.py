@@ -4,7 +4,7 @@ Ticks are generated as columns (numpy), not through the producer, at RATE ticks/
 symbols, with the synthetic market's model (Poisson arrivals, a weight per symbol, geometric
 Brownian motion, log-normal sizes, stable ids). Every tick of the day is taken by the real
 aggregator service (consumers.aggregate.service.Aggregator, BarsTable, DataLake), so bars, id
-sets, watermarks and day files, and with them every item size and request, are exact.
+sets, watermarks and bar rows, and with them every item size and request, are exact.
 
 How the stream is cut, as the producer and Lambda cut it:
 - Kinesis records: per shard (symbol partition keys over 4 even shards), a record opens with a
