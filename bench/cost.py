@@ -83,7 +83,7 @@ def rows(result: DayResult) -> list[Row]:
     scale = f"{result.symbols:,} symbols"
     counted = [
         Row(
-            f"{scale}: ticks in the day",
+            f"{scale}: ticks simulated",
             result.ticks,
             "ticks",
             f"simulated in {result.wall_seconds / 60:.1f} min",
@@ -175,7 +175,8 @@ def main() -> None:
         "the product's aggregator and chart builder on metered in-memory DynamoDB and S3 clients "
         "(bench.cost_day, bench.aws_meter; checked against moto by "
         "tests/integration/test_cost_meter_on_moto.py). "
-        "Request counts and units are exact for the day; GB-seconds are this machine's durations. "
+        "Request counts and units are exact for the windows simulated; "
+        "GB-seconds are this machine's durations. "
         "Not included: storage, CloudWatch, the alarms and dashboard, and the stream reads Lambda makes "
         f"(free). Whole run {(time.perf_counter() - started) / 60:.0f} min."
     )
