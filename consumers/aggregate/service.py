@@ -104,7 +104,7 @@ def child_interval(interval: str, intervals: Sequence[str]) -> str:
 
 class Aggregator:
     def __init__(self, ledger: LedgerStore, bars: PublicBars, lake: Lake, config: AggregatorConfig) -> None:
-        self._table = ledger
+        self._ledger = ledger
         self._bars = bars
         self._lake = lake
         self._config = config
@@ -116,7 +116,7 @@ class Aggregator:
         ticks, rejections = explode(records)
         self._lake.quarantine(rejections)
         unread = ticks.minute_keys() - state.absent
-        stored = self._table.minute_bookkeeping(shard_id, unread)
+        stored = self._ledger.minute_bookkeeping(shard_id, unread)
         state.absent |= unread - stored.keys()
         counts = accumulate(state, ticks, stored, self._config.late_after_ms, redrive)
         return TakeReport(len(ticks), Counter(r.reason for r in rejections), counts)
@@ -135,7 +135,7 @@ class Aggregator:
         minute_keys = sorted(state.minutes.keys() | state.refold)
         # A bar absent when the window began is most likely absent still: written blind, its
         # condition (not yet written) sends a bar another shard wrote meanwhile back for a read.
-        stored = self._table.get_bars(
+        stored = self._ledger.get_bars(
             [(s, BASE_INTERVAL, m) for s, m in minute_keys if (s, m) not in state.absent]
         )
         stored |= {
@@ -173,7 +173,7 @@ class Aggregator:
             groups: defaultdict[tuple[str, int], list[StoredBar]] = defaultdict(list)
             for child in by_interval[child_interval(interval, self._config.intervals)]:
                 groups[(child.symbol, bucket_start(child.start * 1000, interval))].append(child)
-            longer = self._table.get_bars([(s, interval, start) for s, start in groups])
+            longer = self._ledger.get_bars([(s, interval, start) for s, start in groups])
             written = []
             for (symbol, start), group in sorted(groups.items()):
 
@@ -202,9 +202,9 @@ class Aggregator:
             if not merge(bar):
                 return bar
             try:
-                self._table.put_bar(bar, now)
+                self._ledger.put_bar(bar, now)
             except VersionConflict:
-                bar = self._table.get_bar(bar.symbol, bar.interval, bar.start)
+                bar = self._ledger.get_bar(bar.symbol, bar.interval, bar.start)
                 continue
             report.bars_written += 1
             return bar
