@@ -224,7 +224,14 @@ def test_each_role_allows_exactly_the_data_calls_its_handler_makes(
     alert_table_arn = local_stack.client("dynamodb").describe_table(TableName=outputs.AlertStateTableName)[
         "Table"
     ]["TableArn"]
-    table_arns = {outputs.BarsTableName: table_arn, outputs.AlertStateTableName: alert_table_arn}
+    ledger_arn = local_stack.client("dynamodb").describe_table(TableName=outputs.LedgerTableName)["Table"][
+        "TableArn"
+    ]
+    table_arns = {
+        outputs.BarsTableName: table_arn,
+        outputs.LedgerTableName: ledger_arn,
+        outputs.AlertStateTableName: alert_table_arn,
+    }
     aggregator = role_policies(local_stack, outputs.AggregatorFunctionName)
     charts = role_policies(local_stack, outputs.ChartBuilderFunctionName)
 
@@ -238,11 +245,16 @@ def test_each_role_allows_exactly_the_data_calls_its_handler_makes(
         | {c for c in made if c[0].startswith("s3:") and outputs.SiteBucketName in c[1]},
     }
     assert by_function["aggregator"] | by_function["charts"] == made, "a call no function should make"
-    # The run wrote bars, merged day files, quarantined the bad record and published the site.
+    # The run read and wrote the ledger, projected bars, put rows, quarantined the bad record and
+    # published the site; the aggregator never reads the bars table or the data bucket.
+    assert {c for c in by_function["aggregator"] if c[0].startswith("dynamodb:")} == {
+        ("dynamodb:BatchGetItem", ledger_arn),
+        ("dynamodb:PutItem", ledger_arn),
+        ("dynamodb:PutItem", table_arn),
+    }
     assert {a for a, _ in by_function["aggregator"]} == {
         "dynamodb:BatchGetItem",
         "dynamodb:PutItem",
-        "s3:GetObject",
         "s3:PutObject",
     }
     assert any("/rejected/" in r for _, r in by_function["aggregator"])
@@ -260,8 +272,12 @@ def test_each_role_allows_exactly_the_data_calls_its_handler_makes(
     assert not granted(aggregator, "s3:PutObject", f"arn:aws:s3:::{data}/elsewhere.json")
     assert not granted(aggregator, "s3:GetObject", f"arn:aws:s3:::{data}/rejected/x.json")
     assert not granted(charts, "s3:PutObject", f"arn:aws:s3:::{site}/other.html")
+    assert not granted(aggregator, "dynamodb:BatchGetItem", table_arn)
+    assert not granted(aggregator, "s3:GetObject", f"arn:aws:s3:::{data}/bars/x")
+    assert not granted(charts, "dynamodb:Query", ledger_arn)
     for action in ("dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:Scan", "s3:DeleteObject"):
         assert not granted(aggregator, action, table_arn)
+        assert not granted(aggregator, action, ledger_arn)
         assert not granted(aggregator, action, f"arn:aws:s3:::{data}/bars/x")
         assert not granted(charts, action, table_arn)
     # Lambda's side of the mappings runs with the same roles (AWS's documented permissions).
