@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import takewhile
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -76,12 +77,26 @@ class ShardReader:
 
     def read_shard(self, shard_id: str) -> Iterator[StreamRecord]:
         """Every record of the shard from TRIM_HORIZON up to the tip as it is now."""
+        return self._read_from(shard_id, ShardIteratorType="TRIM_HORIZON")
+
+    def read_range(self, shard_id: str, first: str, last: str) -> list[StreamRecord]:
+        """The records from sequence number `first` to `last`, both included, as Lambda delivered them.
+
+        Raises StreamReadError when the stream no longer holds `first` (its retention ended).
+        """
+        start = {"ShardIteratorType": "AT_SEQUENCE_NUMBER", "StartingSequenceNumber": first}
+        end = int(last)
+        records = list(takewhile(lambda r: int(r.sequence_number) <= end, self._read_from(shard_id, **start)))
+        if not records or records[0].sequence_number != first:
+            raise StreamReadError(
+                f"{self.stream_name}/{shard_id} no longer holds record {first}: its retention has ended"
+            )
+        return records
+
+    def _read_from(self, shard_id: str, **start: str) -> Iterator[StreamRecord]:
+        """The shard's records from where `start` says, up to the tip as it is now, page by page."""
         iterator = self._call(
-            "get_shard_iterator",
-            shard_id,
-            StreamName=self.stream_name,
-            ShardId=shard_id,
-            ShardIteratorType="TRIM_HORIZON",
+            "get_shard_iterator", shard_id, StreamName=self.stream_name, ShardId=shard_id, **start
         )["ShardIterator"]
         while iterator:
             page = self._call("get_records", shard_id, ShardIterator=iterator, Limit=MAX_RECORDS_PER_GET)
@@ -96,47 +111,6 @@ class ShardReader:
             if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
                 return
             iterator = page.get("NextShardIterator")
-
-    def read_range(self, shard_id: str, first: str, last: str) -> list[StreamRecord]:
-        """The records from sequence number `first` to `last`, both included, as Lambda delivered them.
-
-        Raises StreamReadError when the stream no longer holds `first` (its retention ended).
-        """
-        iterator = self._call(
-            "get_shard_iterator",
-            shard_id,
-            StreamName=self.stream_name,
-            ShardId=shard_id,
-            ShardIteratorType="AT_SEQUENCE_NUMBER",
-            StartingSequenceNumber=first,
-        )["ShardIterator"]
-        end = int(last)
-        records: list[StreamRecord] = []
-        while iterator:
-            page = self._call("get_records", shard_id, ShardIterator=iterator, Limit=MAX_RECORDS_PER_GET)
-            for r in page["Records"]:
-                if int(r["SequenceNumber"]) > end:
-                    return self._starting_at(records, shard_id, first)
-                records.append(
-                    StreamRecord(
-                        shard_id,
-                        r["SequenceNumber"],
-                        r["PartitionKey"],
-                        r["Data"],
-                        r["ApproximateArrivalTimestamp"],
-                    )
-                )
-            if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
-                break
-            iterator = page.get("NextShardIterator")
-        return self._starting_at(records, shard_id, first)
-
-    def _starting_at(self, records: list[StreamRecord], shard_id: str, first: str) -> list[StreamRecord]:
-        if not records or records[0].sequence_number != first:
-            raise StreamReadError(
-                f"{self.stream_name}/{shard_id} no longer holds record {first}: its retention has ended"
-            )
-        return records
 
     def _call(self, operation: str, shard_id: str, **kwargs: Any) -> Any:
         try:

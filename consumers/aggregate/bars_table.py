@@ -99,10 +99,12 @@ class BarsTable:
         return bars
 
 
-def projection_item(bar: StoredBar, updated_at: int) -> dict[str, Any]:
+def public_columns(bar: StoredBar, updated_at: int) -> dict[str, Any]:
+    """The bar's key and public columns as DynamoDB attributes: the projection, and the part of a
+    ledger item users would recognise (consumers.aggregate.ledger adds its bookkeeping to them)."""
     acc = bar.acc
     if acc is None:
-        raise ValueError(f"{bar.symbol} {bar.interval} {bar.start} has no ticks to project")
+        raise ValueError(f"{bar.symbol} {bar.interval} {bar.start} has no ticks to store")
     item: dict[str, Any] = {
         "pk": {"S": bar_pk(bar.symbol, bar.interval)},
         "sk": {"N": str(bar.start)},
@@ -118,11 +120,14 @@ def projection_item(bar: StoredBar, updated_at: int) -> dict[str, Any]:
         "first_ts": {"N": str(acc.first_ts)},
         "last_ts": {"N": str(acc.last_ts)},
         "updated_at": {"N": str(updated_at)},
-        "version": {"N": str(bar.version)},
     }
     if acc.vwap is not None:
         item["vwap"] = {"N": str(acc.vwap)}
     return item
+
+
+def projection_item(bar: StoredBar, updated_at: int) -> dict[str, Any]:
+    return {**public_columns(bar, updated_at), "version": {"N": str(bar.version)}}
 
 
 def public_item_to_bar(item: dict[str, Any]) -> StoredBar:

@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from consumers.aggregate.bars_table import public_columns
 from consumers.aggregate.logic import (
     MinuteBookkeeping,
     MinuteKey,
@@ -130,7 +131,7 @@ def item_to_bar(item: dict[str, Any]) -> StoredBar:
         Decimal(item["low"]["N"]),
         Decimal(item["volume"]["N"]),
         int(item["trades"]["N"]),
-        Decimal(item["_pv"]["N"]),
+        Decimal(item["notional"]["N"]),
     )
     slots = {}
     for minute, text in item.get("_slots", {}).get("M", {}).items():
@@ -149,30 +150,16 @@ def item_to_bar(item: dict[str, Any]) -> StoredBar:
 
 
 def bar_to_item(bar: StoredBar, updated_at: int) -> dict[str, Any]:
+    """The bar's public columns, its open and close keys, and its bookkeeping."""
+    columns = public_columns(bar, updated_at)  # refuses a bar without ticks
     acc = bar.acc
-    if acc is None:
-        raise ValueError(f"{bar.symbol} {bar.interval} {bar.start} has no ticks to store")
-    item: dict[str, Any] = {
-        "pk": {"S": bar_pk(bar.symbol, bar.interval)},
-        "sk": {"N": str(bar.start)},
-        "symbol": {"S": bar.symbol},
-        "interval": {"S": bar.interval},
-        "open": {"N": str(acc.open)},
-        "high": {"N": str(acc.high)},
-        "low": {"N": str(acc.low)},
-        "close": {"N": str(acc.close)},
-        "volume": {"N": str(acc.volume)},
-        "trades": {"N": str(acc.trades)},
-        "first_ts": {"N": str(acc.first_ts)},
-        "last_ts": {"N": str(acc.last_ts)},
-        "updated_at": {"N": str(updated_at)},
+    assert acc is not None
+    item = {
+        **columns,
         "_ok": {"S": key_text(acc.open_key)},
         "_ck": {"S": key_text(acc.close_key)},
-        "_pv": {"N": str(acc.notional)},
         "_v": {"N": str(bar.version + 1)},
     }
-    if acc.vwap is not None:
-        item["vwap"] = {"N": str(acc.vwap)}
     if bar.watermarks:
         item["_wm"] = {"M": {shard: {"S": position_text(p)} for shard, p in bar.watermarks.items()}}
     if bar.id_hashes:
