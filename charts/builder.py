@@ -1,7 +1,8 @@
 """Regenerates the charts of the series that changed, then the site's index and manifest.
 
-Each (symbol, interval) is drawn once per call however many of its bars changed; a change to
-a daily bar also redraws the weekly chart, which is built from the daily bars.
+Each (symbol, interval) is drawn once per call however many of its bars changed, and, in the
+chart builder function, at most once per its interval (charts.cadence): the others wait in the
+manifest as pending. A change to a daily bar also marks the weekly chart, built from daily bars.
 """
 
 from __future__ import annotations
@@ -9,14 +10,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import pandas as pd
 
+from charts.cadence import Plan, Series, plan
 from charts.chart_data import WEEKLY, bars_frame, weekly_from_daily
 from charts.render import render_chart
 from charts.site import CHART_INTERVALS, SymbolEntry, day_change_pct
+from charts.site_bucket import Manifest, ManifestChanged, SiteError
 from consumers.aggregate.logic import StoredBar
 from market.bars import INTERVAL_SECONDS, Bar
 
@@ -24,6 +27,9 @@ CANDLES = 200  # candles per chart
 # Below this many charts a process pool costs more to start than it saves.
 PARALLEL_FROM = 8
 WEEKS_OF_DAYS = CANDLES * 7
+# Invocations racing on the manifest (one per stream shard, and the sweep): each conflict means
+# another one wrote meanwhile, so a few rereads always suffice unless something is wrong.
+MANIFEST_ATTEMPTS = 8
 
 
 class BarsSource(Protocol):
@@ -33,9 +39,9 @@ class BarsSource(Protocol):
 class Site(Protocol):
     def put_chart(self, symbol: str, interval: str, png: bytes) -> None: ...
 
-    def read_entries(self) -> dict[str, SymbolEntry]: ...
+    def read_manifest(self) -> Manifest: ...
 
-    def publish(self, entries: dict[str, SymbolEntry], generated_at: int) -> None: ...
+    def publish(self, entries: dict[str, SymbolEntry], generated_at: int, read: str | None) -> None: ...
 
 
 Renderer = Callable[[pd.DataFrame, str, int], bytes]
@@ -61,7 +67,7 @@ class Chart:
         return WEEK_SECONDS if self.interval == WEEKLY else INTERVAL_SECONDS[self.interval]
 
 
-def charts_to_draw(series: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+def charts_to_draw(series: Iterable[Series]) -> list[Series]:
     """The (symbol, interval) pairs to redraw: the changed ones, plus 1w wherever 1d changed."""
     wanted = {(s, i) for s, i in series if i in CHART_INTERVALS}
     wanted |= {(s, WEEKLY) for s, i in wanted if i == "1d"}
@@ -76,6 +82,7 @@ def _bars(stored: Sequence[StoredBar]) -> list[Bar]:
 class Rebuilt:
     drawn: int
     failed: dict[tuple[str, str], str]  # (symbol, interval) skipped -> why
+    waiting: int = 0  # series left pending: drawn too recently to draw again yet
 
 
 def render_or_reason(render: Renderer, chart: Chart) -> bytes | str:
@@ -86,11 +93,63 @@ def render_or_reason(render: Renderer, chart: Chart) -> bytes | str:
         return f"{type(exc).__name__}: {exc}"
 
 
+@dataclass
+class _Outcome:
+    """What one call did, to apply to whichever manifest is current when it is written."""
+
+    now: int
+    drawn: set[Series] = field(default_factory=set)
+    dropped: set[Series] = field(default_factory=set)  # failed: no longer pending
+    waiting: set[Series] = field(default_factory=set)
+    quotes: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # symbol -> price, change
+
+    def changes(self, manifest: Manifest) -> bool:
+        pending = {(s, i) for s, e in manifest.entries.items() for i in e.pending}
+        return bool(self.drawn or self.quotes or (self.dropped & pending) or (self.waiting - pending))
+
+    def apply(self, entries: dict[str, SymbolEntry]) -> dict[str, SymbolEntry]:
+        result = dict(entries)
+        for symbol in sorted({s for s, _ in self.drawn | self.dropped | self.waiting} | set(self.quotes)):
+            before = result.get(symbol)
+            drawn = {i for s, i in self.drawn if s == symbol}
+            if before is None and not drawn:
+                continue  # nothing drawn yet: a never-drawn series is due, never pending
+            price, change = self.quotes.get(symbol) or (
+                (before.last_price, before.day_change_pct) if before else ("n/a", None)
+            )
+            had = set(before.charts) if before else set()
+            pending = (set(before.pending) if before else set()) | {i for s, i in self.waiting if s == symbol}
+            pending -= drawn | {i for s, i in self.dropped if s == symbol}
+            result[symbol] = SymbolEntry(
+                symbol,
+                price,
+                change,
+                self.now if symbol in self.quotes or before is None else before.updated_at,
+                tuple(i for i in CHART_INTERVALS if i in had | drawn),
+                {**(before.drawn_at if before else {}), **dict.fromkeys(drawn, self.now)},
+                frozenset(pending),
+            )
+        return result
+
+
 class ChartBuilder:
-    def __init__(self, bars: BarsSource, site: Site, render: Renderer = render_chart) -> None:
+    """Draws charts and keeps the manifest.
+
+    refresh_floor_s None draws whatever it is asked at once (`tickstream charts`); a number is
+    the chart builder function's cadence (charts.cadence) with that floor.
+    """
+
+    def __init__(
+        self,
+        bars: BarsSource,
+        site: Site,
+        render: Renderer = render_chart,
+        refresh_floor_s: int | None = None,
+    ) -> None:
         self._bars = bars
         self._site = site
         self._render = render
+        self._floor = refresh_floor_s
 
     def load(self, symbol: str, interval: str) -> Chart:
         if interval == WEEKLY:
@@ -98,50 +157,81 @@ class ChartBuilder:
             return Chart(symbol, interval, weekly_from_daily(daily).tail(CANDLES))
         return Chart(symbol, interval, bars_frame(_bars(self._bars.query_bars(symbol, interval, CANDLES))))
 
+    def pending(self) -> set[Series]:
+        """The series waiting to be drawn, as the manifest says."""
+        return {(s, i) for s, e in self._site.read_manifest().entries.items() for i in e.pending}
+
     def rebuild(
         self,
-        series: Iterable[tuple[str, str]],
+        series: Iterable[Series],
         now: int,
         draw: Callable[[list[Chart]], list[bytes | str]] | None = None,
     ) -> Rebuilt:
-        """Draws and uploads the charts, refreshes the touched symbols' entries.
+        """Draws and uploads the charts due, refreshes their symbols' entries, keeps the rest pending.
 
         A series whose bars cannot be read or drawn is skipped and named in the result.
         """
+        manifest = self._site.read_manifest()
+        changed = charts_to_draw(series)
+        if self._floor is None:
+            todo = Plan(changed, set())
+        else:
+            pending = {(s, i) for s, e in manifest.entries.items() for i in e.pending}
+            drawn_at = {(s, i): t for s, e in manifest.entries.items() for i, t in e.drawn_at.items()}
+            todo = plan(changed, pending, drawn_at, now, self._floor)
+        outcome = _Outcome(now, waiting=set(todo.waiting))
+        failed = self._draw(todo.due, outcome, draw)
+        for symbol in sorted({s for s, _ in outcome.drawn}):
+            try:
+                outcome.quotes[symbol] = self._quote(symbol)
+            except BAD_SERIES_ERRORS as exc:  # the page keeps the symbol's price as it last stood
+                failed[(symbol, "entry")] = f"{type(exc).__name__}: {exc}"
+        self._write(manifest, outcome)
+        return Rebuilt(len(outcome.drawn), failed, len(todo.waiting))
+
+    def _draw(
+        self,
+        due: list[Series],
+        outcome: _Outcome,
+        draw: Callable[[list[Chart]], list[bytes | str]] | None,
+    ) -> dict[tuple[str, str], str]:
         failed: dict[tuple[str, str], str] = {}
         loaded = []
-        for symbol, interval in charts_to_draw(series):
+        for symbol, interval in due:
             try:
                 loaded.append(self.load(symbol, interval))
             except BAD_SERIES_ERRORS as exc:
                 failed[(symbol, interval)] = f"{type(exc).__name__}: {exc}"
         charts = [c for c in loaded if not c.frame.empty]
         images = draw(charts) if draw is not None else [render_or_reason(self._render, c) for c in charts]
-        uploaded: list[Chart] = []
         for chart, png in zip(charts, images, strict=True):
             if isinstance(png, str):
                 failed[(chart.symbol, chart.interval)] = png
                 continue
             self._site.put_chart(chart.symbol, chart.interval, png)
-            uploaded.append(chart)
-        entries = self._site.read_entries()
-        for symbol in sorted({c.symbol for c in uploaded}):
-            drawn = {c.interval for c in uploaded if c.symbol == symbol}
-            before = entries.get(symbol)
-            have = tuple(i for i in CHART_INTERVALS if i in drawn | set(before.charts if before else ()))
-            try:
-                entries[symbol] = self._entry(symbol, have, now)
-            except BAD_SERIES_ERRORS as exc:  # the page keeps the symbol as it last stood
-                failed[(symbol, "entry")] = f"{type(exc).__name__}: {exc}"
-        self._site.publish(entries, now)
-        return Rebuilt(len(uploaded), failed)
+            outcome.drawn.add((chart.symbol, chart.interval))
+        # Failed, or nothing to draw: no longer pending; the series' next change marks it again.
+        outcome.dropped = set(due) - outcome.drawn
+        return failed
 
-    def _entry(self, symbol: str, charts: tuple[str, ...], now: int) -> SymbolEntry:
+    def _write(self, manifest: Manifest, outcome: _Outcome) -> None:
+        for _ in range(MANIFEST_ATTEMPTS):
+            if not outcome.changes(manifest):
+                return
+            try:
+                self._site.publish(outcome.apply(manifest.entries), outcome.now, manifest.etag)
+            except ManifestChanged:
+                manifest = self._site.read_manifest()
+            else:
+                return
+        raise SiteError(f"manifest.json changed under each of {MANIFEST_ATTEMPTS} writes")
+
+    def _quote(self, symbol: str) -> tuple[str, str | None]:
         last = _bars(self._bars.query_bars(symbol, "1m", 1))
         day = _bars(self._bars.query_bars(symbol, "1d", 1))
         last_price = last[-1].close if last else (day[-1].close if day else None)
         change = day_change_pct(day[-1].open, last_price) if day and last_price is not None else None
-        return SymbolEntry(symbol, str(last_price) if last_price is not None else "n/a", change, now, charts)
+        return (str(last_price) if last_price is not None else "n/a", change)
 
 
 def draw_in_parallel(charts: list[Chart]) -> list[bytes | str]:

@@ -1,12 +1,15 @@
-"""Lambda entry point of the chart builder, triggered by the bars table's stream (NEW_IMAGE).
+"""Lambda entry point of the chart builder: the bars table's stream (NEW_IMAGE) and a one-minute schedule.
 
-A batch names the (symbol, interval) series whose bars changed; each is drawn once.
+A stream batch names the (symbol, interval) series whose bars changed; each is drawn at most once
+per its interval (charts.cadence) and otherwise waits in the manifest, which the one-minute
+schedule sweeps, so the last change of a series is drawn even when no other batch follows.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -37,7 +40,9 @@ _built: tuple[ChartBuilder, AlertService | None] | None = None
 def _build() -> tuple[ChartBuilder, AlertService | None]:
     settings = ChartSettings.from_environment(os.environ)
     bars = BarsTable(boto3.client("dynamodb"), settings.bars_table)
-    builder = ChartBuilder(bars, SiteBucket(boto3.client("s3"), settings.site_bucket))
+    builder = ChartBuilder(
+        bars, SiteBucket(boto3.client("s3"), settings.site_bucket), refresh_floor_s=settings.refresh_floor_s
+    )
     if settings.alert_table is None:
         return builder, None
     url = settings.alert_webhook_url
@@ -97,6 +102,26 @@ def changed_series(event: DynamoDBStreamEvent) -> set[tuple[str, str]]:
     return series
 
 
+def is_sweep(event: dict[str, Any]) -> bool:
+    """EventBridge's scheduled event, as the template's Sweep rule sends it."""
+    return event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event"
+
+
+def event_time(event: dict[str, Any]) -> int:
+    """The event's own time, so the cadence is the same in a replay as live.
+
+    The schedule's `time`; for a stream batch, its newest record's creation time (epoch seconds).
+    """
+    if is_sweep(event):
+        return int(datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")).timestamp())
+    created = [
+        float(r["dynamodb"]["ApproximateCreationDateTime"])
+        for r in event.get("Records", [])
+        if "ApproximateCreationDateTime" in r.get("dynamodb", {})
+    ]
+    return int(max(created)) if created else int(time.time())
+
+
 @metrics.log_metrics
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler(capture_response=False)
@@ -105,11 +130,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if _built is None:
         _built = _build()
     builder, alerts = _built
-    series = changed_series(DynamoDBStreamEvent(event))
-    rebuilt = builder.rebuild(series, int(time.time())) if series else Rebuilt(0, {})
+    sweep = is_sweep(event)
+    series = set() if sweep else changed_series(DynamoDBStreamEvent(event))
+    rebuilt = builder.rebuild(series, event_time(event)) if series or sweep else Rebuilt(0, {})
     drawn = rebuilt.drawn
     metrics.add_metric("ChartsRendered", MetricUnit.Count, drawn)
     metrics.add_metric("ChartsFailed", MetricUnit.Count, len(rebuilt.failed))
+    metrics.add_metric("ChartsWaiting", MetricUnit.Count, rebuilt.waiting)
     for (symbol, interval), reason in sorted(rebuilt.failed.items()):
         # Skipped, not retried: the same bars would fail the same way and block the stream.
         logger.error("chart not drawn", extra={"symbol": symbol, "interval": interval, "reason": reason})
@@ -117,6 +144,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if alerts is not None and series:
         _report(alerts.check(series, int(time.time() * 1000)))
     logger.info(
-        "charts", extra={"records": len(event.get("Records", [])), "series": len(series), "charts": drawn}
+        "charts",
+        extra={
+            "trigger": "sweep" if sweep else "stream",
+            "records": len(event.get("Records", [])),
+            "series": len(series),
+            "charts": drawn,
+            "waiting": rebuilt.waiting,
+        },
     )
     return {"batchItemFailures": []}

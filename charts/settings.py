@@ -11,7 +11,7 @@ DEFAULT_RULES_FILE = Path(__file__).resolve().parent.parent / "alerts" / "rules.
 
 
 class ChartSettingsError(ValueError):
-    """A missing environment variable; the message names it."""
+    """A missing or malformed environment variable; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class ChartSettings:
     alert_rules_file: Path = DEFAULT_RULES_FILE
     alert_webhook_url: str | None = None  # given directly (locally) ...
     alert_webhook_parameter: str | None = None  # ... or the SSM SecureString holding it (on AWS)
+    refresh_floor_s: int = 60  # no chart is drawn more often (charts.cadence); CHART_REFRESH_MINUTES
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> ChartSettings:
@@ -30,6 +31,9 @@ class ChartSettings:
         if missing:
             raise ChartSettingsError(f"environment lacks {', '.join(missing)}")
         site_url = env.get("SITE_URL") or f"https://{env['SITE_BUCKET']}.s3.amazonaws.com/"
+        minutes = env.get("CHART_REFRESH_MINUTES") or "1"
+        if not minutes.isdigit() or int(minutes) < 1:
+            raise ChartSettingsError(f"CHART_REFRESH_MINUTES must be a whole number of minutes: {minutes!r}")
         return cls(
             env["BARS_TABLE"],
             env["SITE_BUCKET"],
@@ -38,4 +42,5 @@ class ChartSettings:
             Path(env["ALERT_RULES_FILE"]) if env.get("ALERT_RULES_FILE") else DEFAULT_RULES_FILE,
             env.get("ALERT_WEBHOOK_URL") or None,
             env.get("ALERT_WEBHOOK_PARAMETER") or None,
+            int(minutes) * 60,
         )

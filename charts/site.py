@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -40,6 +40,8 @@ class SymbolEntry:
     day_change_pct: str | None
     updated_at: int  # epoch seconds
     charts: tuple[str, ...]  # intervals with a chart, in CHART_INTERVALS order
+    drawn_at: Mapping[str, int] = field(default_factory=dict)  # interval -> when its chart was drawn
+    pending: frozenset[str] = frozenset()  # intervals whose bars changed since (charts.cadence)
 
 
 def chart_key(symbol: str, interval: str) -> str:
@@ -59,7 +61,18 @@ def manifest_json(entries: Iterable[SymbolEntry], generated_at: int) -> bytes:
     ordered = sorted(entries, key=lambda e: e.symbol)
     document: dict[str, Any] = {
         "generated_at": generated_at,
-        "symbols": [{**asdict(e), "charts": {i: chart_url(e.symbol, i) for i in e.charts}} for e in ordered],
+        "symbols": [
+            {
+                "symbol": e.symbol,
+                "last_price": e.last_price,
+                "day_change_pct": e.day_change_pct,
+                "updated_at": e.updated_at,
+                "charts": {i: chart_url(e.symbol, i) for i in e.charts},
+                "drawn_at": {i: e.drawn_at[i] for i in e.charts if i in e.drawn_at},
+                "pending": [i for i in CHART_INTERVALS if i in e.pending],
+            }
+            for e in ordered
+        ],
     }
     return orjson.dumps(document, option=orjson.OPT_INDENT_2)
 
@@ -72,6 +85,8 @@ def entries_from_manifest(document: Mapping[str, Any]) -> dict[str, SymbolEntry]
             item.get("day_change_pct"),
             int(item["updated_at"]),
             tuple(i for i in CHART_INTERVALS if i in item.get("charts", {})),
+            {i: int(t) for i, t in item.get("drawn_at", {}).items() if i in CHART_INTERVALS},
+            frozenset(i for i in item.get("pending", ()) if i in CHART_INTERVALS),
         )
         for item in document.get("symbols", [])
     }
@@ -79,6 +94,11 @@ def entries_from_manifest(document: Mapping[str, Any]) -> dict[str, SymbolEntry]
 
 def _utc(epoch_s: int) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _drawn(epoch_s: int | None) -> str:
+    """When a chart was drawn: a daily chart is drawn once a day, and says so."""
+    return "" if epoch_s is None else f", drawn {_utc(epoch_s)}"
 
 
 def index_html(entries: Iterable[SymbolEntry], generated_at: int) -> bytes:
@@ -90,8 +110,10 @@ def index_html(entries: Iterable[SymbolEntry], generated_at: int) -> bytes:
         change_class = "flat" if change is None else ("down" if change.startswith("-") else "up")
         shown_change = "n/a" if change is None else f"{change} %"
         images = "".join(
-            f'<figure><img src="{html.escape(chart_url(entry.symbol, i))}?v={entry.updated_at}" '
-            f'alt="{name} {i} candlestick chart" loading="lazy"><figcaption>{i}</figcaption></figure>'
+            f'<figure><img src="{html.escape(chart_url(entry.symbol, i))}'
+            f'?v={entry.drawn_at.get(i, entry.updated_at)}" '
+            f'alt="{name} {i} candlestick chart" loading="lazy">'
+            f"<figcaption>{i}{_drawn(entry.drawn_at.get(i))}</figcaption></figure>"
             for i in entry.charts
         )
         sections.append(

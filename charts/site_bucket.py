@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -21,20 +22,44 @@ class SiteObjectMissing(SiteError):
     """No such page, manifest or chart in the site bucket."""
 
 
+class ManifestChanged(SiteError):
+    """Another invocation wrote the manifest since it was read: read it again and reapply."""
+
+
+# S3 answers a failed If-Match or If-None-Match with 412, and two conditional writes racing on
+# one key with 409 (S3 user guide, "Add preconditions to S3 operations with conditional requests").
+_CONDITION_FAILED = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
+
+
+@dataclass(frozen=True)
+class Manifest:
+    entries: dict[str, SymbolEntry]
+    etag: str | None  # None: there is no manifest yet
+
+
 class SiteBucket:
     def __init__(self, client: Any, bucket: str) -> None:
         self._client = client
         self.bucket = bucket
 
     def put_chart(self, symbol: str, interval: str, png: bytes) -> None:
-        self._put(chart_key(symbol, interval), png, "image/png")
-
-    def read_entries(self) -> dict[str, SymbolEntry]:
+        key = chart_key(symbol, interval)
         try:
-            body, _ = self.read("manifest.json")
-        except SiteObjectMissing:
-            return {}
-        return entries_from_manifest(orjson.loads(body))
+            self._put(key, png, "image/png")
+        except (ClientError, BotoCoreError) as exc:
+            raise SiteError(f"writing s3://{self.bucket}/{key}: {exc}") from exc
+
+    def read_manifest(self) -> Manifest:
+        try:
+            found = self._client.get_object(Bucket=self.bucket, Key="manifest.json")
+            body = found["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return Manifest({}, None)
+            raise SiteError(f"reading manifest.json: {exc}") from exc
+        except BotoCoreError as exc:
+            raise SiteError(f"reading manifest.json: {exc}") from exc
+        return Manifest(entries_from_manifest(orjson.loads(body)), found["ETag"])
 
     def read(self, key: str) -> tuple[bytes, str]:
         """An object of the site and its content type (the manifest, or a page for `tickstream view`)."""
@@ -48,15 +73,34 @@ class SiteBucket:
         except BotoCoreError as exc:
             raise SiteError(f"reading {key}: {exc}") from exc
 
-    def publish(self, entries: dict[str, SymbolEntry], generated_at: int) -> None:
-        """The manifest first, so the page never lists charts the manifest does not."""
-        self._put("manifest.json", manifest_json(entries.values(), generated_at), "application/json")
-        self._put("index.html", index_html(entries.values(), generated_at), "text/html; charset=utf-8")
+    def publish(self, entries: dict[str, SymbolEntry], generated_at: int, read: str | None) -> None:
+        """The manifest first, so the page never lists charts the manifest does not.
 
-    def _put(self, key: str, body: bytes, content_type: str) -> None:
+        The manifest holds which charts wait to be drawn; it is written only over the version
+        read (`read`, its ETag, or None for none), so two invocations never lose each other's.
+        """
+        condition = {"IfMatch": read} if read is not None else {"IfNoneMatch": "*"}
+        body = manifest_json(entries.values(), generated_at)
         try:
-            self._client.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, CacheControl=CACHE_CONTROL
-            )
+            self._put("manifest.json", body, "application/json", condition)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _CONDITION_FAILED:
+                raise ManifestChanged("manifest.json changed since it was read") from exc
+            raise SiteError(f"writing s3://{self.bucket}/manifest.json: {exc}") from exc
+        except BotoCoreError as exc:
+            raise SiteError(f"writing s3://{self.bucket}/manifest.json: {exc}") from exc
+        page = index_html(entries.values(), generated_at)
+        try:
+            self._put("index.html", page, "text/html; charset=utf-8")
         except (ClientError, BotoCoreError) as exc:
-            raise SiteError(f"writing s3://{self.bucket}/{key}: {exc}") from exc
+            raise SiteError(f"writing s3://{self.bucket}/index.html: {exc}") from exc
+
+    def _put(self, key: str, body: bytes, content_type: str, condition: dict[str, str] | None = None) -> None:
+        self._client.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=body,
+            ContentType=content_type,
+            CacheControl=CACHE_CONTROL,
+            **(condition or {}),
+        )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.image as mpimg
+import orjson
 import pytest
 from playwright.sync_api import sync_playwright
 
@@ -136,20 +139,46 @@ def test_the_page_shows_every_symbol_and_every_chart_in_a_real_browser(
             browser.close()
 
 
-def test_new_bars_of_one_symbol_redraw_only_that_symbol_through_the_stream(
+def test_new_bars_wait_for_their_interval_and_the_sweep_draws_them_and_only_them(
     local_stack: LocalStack, chart_stack: ChartStack
 ) -> None:
+    """Bars of A+B change a few seconds after its charts were drawn: the stream batch draws none of
+    them (at most once per interval) and marks them pending in the manifest; the one-minute sweep,
+    stepped past the longest interval, draws exactly A+B's and leaves nothing pending."""
     env, outputs = chart_stack.env, chart_stack.outputs
     s3 = local_stack.client("s3")
     keys = [f"charts/{s}/{i}.png" for s in SYMBOLS for i in ("1m", "5m", "1h", "1d", "1w")]
+    assert run_cli(["charts", "--symbol", "A+B"], env).returncode == 0
     before = {k: s3.head_object(Bucket=outputs.SiteBucketName, Key=k)["LastModified"] for k in keys}
     time.sleep(1.1)
     produced = run_cli(["produce", "--symbols", "A+B", "--count", "50", "--pace", "max", "--seed", "10"], env)
     assert produced.returncode == 0, produced.stderr
     consumed = run_cli(["consume", "--until-idle"], env)
     assert consumed.returncode == 0, consumed.stderr
+    waited = {k: s3.head_object(Bucket=outputs.SiteBucketName, Key=k)["LastModified"] for k in keys}
+    # The 1m chart may be due already on a slow machine (a minute since it was drawn); no other is.
+    assert {k for k in keys if waited[k] != before[k]} <= {"charts/A+B/1m.png"}
+    manifest = orjson.loads(s3.get_object(Bucket=outputs.SiteBucketName, Key="manifest.json")["Body"].read())
+    pending = {e["symbol"]: set(e["pending"]) for e in manifest["symbols"]}
+    assert pending["A+B"] >= {"5m", "1h", "1d", "1w"}
+    assert pending["MSFT"] == pending["X.Y-Z"] == set()
+
+    week_later = time.time() + 8 * 86_400
+    sweep = subprocess.run(
+        [sys.executable, "-m", "tests.support.scheduled_polls", str(week_later), str(week_later + 60)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert sweep.returncode == 0, sweep.stderr
+    counts = json.loads(sweep.stdout.splitlines()[-1])[outputs.ChartBuilderFunctionName]
+    assert (counts["invokes"], counts["errors"]) == (1, 0)
     after = {k: s3.head_object(Bucket=outputs.SiteBucketName, Key=k)["LastModified"] for k in keys}
     assert {k for k in keys if after[k] != before[k]} == {k for k in keys if k.startswith("charts/A+B/")}
+    manifest = orjson.loads(s3.get_object(Bucket=outputs.SiteBucketName, Key="manifest.json")["Body"].read())
+    assert all(e["pending"] == [] for e in manifest["symbols"])
 
 
 def test_view_serves_the_published_site_and_nothing_else(chart_stack: ChartStack) -> None:

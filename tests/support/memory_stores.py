@@ -1,5 +1,5 @@
-"""In-memory stand-ins for the ledger, the bars table and the data lake, keeping DynamoDB's
-conditional-write rules.
+"""In-memory stand-ins for the ledger, the bars table, the data lake and the site, keeping
+DynamoDB's and S3's conditional-write rules.
 
 For unit tests of the service's logic only; the integration tests run the real adapters on moto.
 """
@@ -7,9 +7,13 @@ For unit tests of the service's logic only; the integration tests run the real a
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import orjson
+
+from charts.site import SymbolEntry, entries_from_manifest, manifest_json
+from charts.site_bucket import Manifest, ManifestChanged
 from consumers.aggregate.data_lake import bar_rows_key, day_of
 from consumers.aggregate.ledger import LedgerError, VersionConflict
 from consumers.aggregate.logic import MinuteBookkeeping, MinuteKey, Rejection, StoredBar
@@ -133,3 +137,40 @@ class MemoryDataLake:
                 if bar not in latest or latest[bar]["version"] < row["version"]:
                     latest[bar] = row
         return latest
+
+
+class MemorySite:
+    """The site bucket as S3 keeps it: objects with ETags, the manifest written only over the version
+    read (If-Match), or only when absent (If-None-Match: *). `intruder` runs once before the next
+    manifest write, as another invocation writing meanwhile."""
+
+    def __init__(self, counter: WriteCounter | None = None) -> None:
+        self.counter = counter or WriteCounter()
+        self.charts: dict[tuple[str, str], tuple[bytes, int]] = {}  # -> (png, when drawn)
+        self.manifest: bytes | None = None
+        self.etag = 0
+        self.intruder: Callable[[], None] | None = None
+        self.clock = 0
+
+    def put_chart(self, symbol: str, interval: str, png: bytes) -> None:
+        self.counter.write()
+        self.charts[(symbol, interval)] = (png, self.clock)
+
+    def read_manifest(self) -> Manifest:
+        if self.manifest is None:
+            return Manifest({}, None)
+        return Manifest(entries_from_manifest(orjson.loads(self.manifest)), f'"{self.etag}"')
+
+    def publish(self, entries: dict[str, SymbolEntry], generated_at: int, read: str | None) -> None:
+        if self.intruder is not None:
+            intruder, self.intruder = self.intruder, None
+            intruder()
+        current = None if self.manifest is None else f'"{self.etag}"'
+        if read != current:
+            raise ManifestChanged("manifest.json changed since it was read")
+        self.counter.write()
+        self.manifest = manifest_json(entries.values(), generated_at)
+        self.etag += 1
+
+    def entries(self) -> dict[str, SymbolEntry]:
+        return self.read_manifest().entries

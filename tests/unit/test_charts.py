@@ -16,6 +16,7 @@ from charts.render import render_chart
 from charts.site import SymbolEntry, index_html, manifest_json
 from consumers.aggregate.logic import StoredBar
 from market.bars import Bar, BarAccumulator
+from tests.support.memory_stores import MemorySite
 
 MINUTE = 1_793_629_800  # 2026-11-02 14:30 UTC
 
@@ -115,24 +116,10 @@ class _Bars:
         return [StoredBar(symbol, interval, start, acc)]
 
 
-class _Site:
-    def __init__(self) -> None:
-        self.charts: dict[tuple[str, str], bytes] = {}
-        self.entries = {"BAD": SymbolEntry("BAD", "9", None, 1, ("1m",))}
-        self.published: dict[str, SymbolEntry] = {}
-
-    def put_chart(self, symbol: str, interval: str, png: bytes) -> None:
-        self.charts[(symbol, interval)] = png
-
-    def read_entries(self) -> dict[str, SymbolEntry]:
-        return dict(self.entries)
-
-    def publish(self, entries: dict[str, SymbolEntry], generated_at: int) -> None:
-        self.published = entries
-
-
 def test_a_series_that_cannot_be_read_or_drawn_is_skipped_and_named_not_fatal() -> None:
-    site = _Site()
+    site = MemorySite()
+    bad = SymbolEntry("BAD", "9", None, 1, ("1m",))
+    site.publish({"BAD": bad}, 1, None)
     series = [("GOOD", "1m"), ("FAR", "1m"), ("FAR", "1d"), ("BAD", "1m")]
     rebuilt = ChartBuilder(_Bars(), site).rebuild(series, MINUTE)
     assert set(site.charts) == {("GOOD", "1m"), ("FAR", "1m")}
@@ -140,6 +127,8 @@ def test_a_series_that_cannot_be_read_or_drawn_is_skipped_and_named_not_fatal() 
     assert "KeyError" in rebuilt.failed[("BAD", "1m")]
     assert rebuilt.drawn == 2
     # FAR stays on the page with the chart it has; BAD, drawn nowhere, keeps its old entry.
-    assert set(site.published) == {"GOOD", "FAR", "BAD"}
-    assert site.published["FAR"].charts == ("1m",)
-    assert site.published["BAD"] == site.entries["BAD"]
+    published = site.entries()
+    assert set(published) == {"GOOD", "FAR", "BAD"}
+    assert published["FAR"].charts == ("1m",)
+    assert published["FAR"].drawn_at == {"1m": MINUTE}
+    assert published["BAD"] == bad
