@@ -24,6 +24,7 @@ Billing rules, from the DynamoDB developer guide:
 from __future__ import annotations
 
 import bisect
+import hashlib
 import io
 import math
 import re
@@ -345,6 +346,11 @@ def _project(item: dict[str, Any], attributes: list[str]) -> dict[str, Any]:
     return {name: item[name] for name in attributes if name in item}
 
 
+def _etag(data: bytes) -> str:
+    """S3's ETag of a single-part upload: the MD5 of the body, quoted."""
+    return f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
+
+
 class _Body:
     def __init__(self, data: bytes) -> None:
         self._stream = io.BytesIO(data)
@@ -354,7 +360,8 @@ class _Body:
 
 
 class MeteredS3:
-    """GetObject and PutObject, billed per request (a GET of a missing key is billed too)."""
+    """GetObject and PutObject, billed per request (a GET of a missing key is billed too), with
+    ETags and the conditional PUTs (IfMatch, IfNoneMatch "*") the site's manifest uses."""
 
     def __init__(self, meter: Meter) -> None:
         self._meter = meter
@@ -365,7 +372,7 @@ class MeteredS3:
         found = self._objects.get((Bucket, Key))
         if found is None:
             raise _client_error("NoSuchKey", "GetObject")
-        return {"Body": _Body(found[0]), "ContentType": found[1]}
+        return {"Body": _Body(found[0]), "ContentType": found[1], "ETag": _etag(found[0])}
 
     def put_object(
         self,
@@ -373,8 +380,15 @@ class MeteredS3:
         Key: str,
         Body: bytes,
         ContentType: str = "binary/octet-stream",
+        IfMatch: str | None = None,
+        IfNoneMatch: str | None = None,
         **_headers: str,
     ) -> dict[str, Any]:
         self._meter.current().s3_puts[Bucket] += 1
+        found = self._objects.get((Bucket, Key))
+        if (IfMatch is not None and (found is None or _etag(found[0]) != IfMatch)) or (
+            IfNoneMatch == "*" and found is not None
+        ):
+            raise _client_error("PreconditionFailed", "PutObject")
         self._objects[(Bucket, Key)] = (Body, ContentType)
-        return {}
+        return {"ETag": _etag(Body)}

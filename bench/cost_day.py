@@ -53,6 +53,7 @@ from alerts.cooldown_table import CooldownTable
 from alerts.service import AlertService, rules_from_file
 from bench.aws_meter import Meter, MeteredDynamoDB, MeteredS3, StreamRecord, Usage
 from charts.builder import CANDLES, WEEKS_OF_DAYS, ChartBuilder
+from charts.cadence import CHART_SECONDS, refresh_seconds
 from charts.render import render_chart
 from charts.settings import DEFAULT_RULES_FILE
 from charts.site_bucket import SiteBucket
@@ -69,6 +70,7 @@ from consumers.local_runner.events import (
     window_event,
 )
 from consumers.local_runner.invoker import LocalContext, captured_output
+from consumers.local_runner.schedules import ScheduledTarget
 from market.bars import DEFAULT_INTERVALS
 from market.kpl_records import AggregateBuilder
 from market.tick_batches import TickColumns
@@ -98,6 +100,8 @@ STREAM_RECORD_OVERHEAD = 400
 SEQUENCE_BASE = 49_650_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000
 SAMPLED_WINDOWS = 4  # windows run through the real handler on real KPL records
 RENDER_SAMPLES = 40  # charts drawn for real and timed, per scale
+# ChartRefreshMinutes, the template's default unless COST_CHART_REFRESH_MINUTES says otherwise.
+CHART_REFRESH_MINUTES = int(os.environ.get("COST_CHART_REFRESH_MINUTES", "1"))
 # The newest items kept per partition key: what the chart builder's longest read needs, with room.
 KEEP_NEWEST = max(CANDLES, WEEKS_OF_DAYS) + 16
 DAY_START_MS = 1_795_046_400_000  # 2026-11-19 00:00 UTC: a whole UTC day
@@ -405,10 +409,20 @@ def _stream_event(batch: list[StreamRecord], sequence: int, now_s: float) -> dic
     return dynamodb_event(_mapping("charts", STREAM_ARN, 0), source)
 
 
-def _mapping(function: str, source_arn: str, tumbling_s: int) -> Mapping:
-    config = FunctionConfig(
+def _function(function: str) -> FunctionConfig:
+    return FunctionConfig(
         function, f"arn:aws:lambda:us-east-1:123456789012:function:{function}", "", 60, 512, {}
     )
+
+
+# infra/template.yaml, ChartBuilderFunction's Sweep: rate(1 minute).
+SWEEP = ScheduledTarget(
+    "arn:aws:events:us-east-1:123456789012:rule/charts-sweep", 60, None, _function("charts")
+)
+
+
+def _mapping(function: str, source_arn: str, tumbling_s: int) -> Mapping:
+    config = _function(function)
     return Mapping(
         "cost", config, source_arn, "us-east-1", "TRIM_HORIZON", 1000, 1, tumbling_s, True, True, 5, -1, None
     )
@@ -501,9 +515,11 @@ def simulate_day(
         DataLake(s3, DATA_BUCKET),
         AggregatorConfig(DEFAULT_INTERVALS, 60_000),
     )
-    expected_renders = symbol_count * 5 * windows
+    floor_s = CHART_REFRESH_MINUTES * 60
+    per_window = sum(min(1.0, WINDOW_S / refresh_seconds(i, floor_s)) for i in CHART_SECONDS if i != "15m")
+    expected_renders = max(1.0, symbol_count * per_window * windows)
     renderer = SampledRenderer(min(1.0, 4 * RENDER_SAMPLES / expected_renders), seed)
-    builder = ChartBuilder(bars, SiteBucket(s3, SITE_BUCKET), render=renderer)
+    builder = ChartBuilder(bars, SiteBucket(s3, SITE_BUCKET), render=renderer, refresh_floor_s=floor_s)
     alerts = AlertService(
         rules_from_file(DEFAULT_RULES_FILE),
         bars,
@@ -610,10 +626,21 @@ def _charts_window(
         drawn_before = renderer.drawn_seconds
         began = time.perf_counter()
         with _quiet():
-            charts.handler.handler(event, LocalContext("charts", "arn", CHARTS_MEMORY_MB, 120))
+            charts.handler.handler(event, _charts_context())
         result.charts_seconds += time.perf_counter() - began - (renderer.drawn_seconds - drawn_before)
         result.charts_invokes += 1
+    # The one-minute sweep, at the window's end: draws what the batches left waiting and is due.
+    drawn_before = renderer.drawn_seconds
+    began = time.perf_counter()
+    with _quiet():
+        charts.handler.handler(SWEEP.event(window_start + WINDOW_S), _charts_context())
+    result.charts_seconds += time.perf_counter() - began - (renderer.drawn_seconds - drawn_before)
+    result.charts_invokes += 1
     return sequence
+
+
+def _charts_context() -> LocalContext:
+    return LocalContext("charts", "arn", CHARTS_MEMORY_MB, 120)
 
 
 def _sampled_window(
