@@ -83,6 +83,7 @@ class Rebuilt:
     drawn: int
     failed: dict[tuple[str, str], str]  # (symbol, interval) skipped -> why
     waiting: int = 0  # series left pending: drawn too recently to draw again yet
+    manifest_problems: tuple[str, ...] = ()  # manifest entries that could not be read, left out
 
 
 def render_or_reason(render: Renderer, chart: Chart) -> bytes | str:
@@ -187,7 +188,7 @@ class ChartBuilder:
             except BAD_SERIES_ERRORS as exc:  # the page keeps the symbol's price as it last stood
                 failed[(symbol, "entry")] = f"{type(exc).__name__}: {exc}"
         self._write(manifest, outcome)
-        return Rebuilt(len(outcome.drawn), failed, len(todo.waiting))
+        return Rebuilt(len(outcome.drawn), failed, len(todo.waiting), manifest.problems)
 
     def _draw(
         self,

@@ -35,6 +35,7 @@ logger = Logger(service="charts")
 metrics = Metrics(service="charts")
 tracer = Tracer(service="charts")
 _built: tuple[ChartBuilder, AlertService | None] | None = None
+MANIFEST_PROBLEMS_LOGGED = 20
 
 
 def _build() -> tuple[ChartBuilder, AlertService | None]:
@@ -137,6 +138,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric("ChartsRendered", MetricUnit.Count, drawn)
     metrics.add_metric("ChartsFailed", MetricUnit.Count, len(rebuilt.failed))
     metrics.add_metric("ChartsWaiting", MetricUnit.Count, rebuilt.waiting)
+    for problem in rebuilt.manifest_problems[:MANIFEST_PROBLEMS_LOGGED]:
+        # Rewritten without it: each symbol left out returns with its next change.
+        logger.error("manifest.json not fully readable", extra={"problem": problem})
     for (symbol, interval), reason in sorted(rebuilt.failed.items()):
         # Skipped, not retried: the same bars would fail the same way and block the stream.
         logger.error("chart not drawn", extra={"symbol": symbol, "interval": interval, "reason": reason})

@@ -77,19 +77,59 @@ def manifest_json(entries: Iterable[SymbolEntry], generated_at: int) -> bytes:
     return orjson.dumps(document, option=orjson.OPT_INDENT_2)
 
 
-def entries_from_manifest(document: Mapping[str, Any]) -> dict[str, SymbolEntry]:
-    return {
-        item["symbol"]: SymbolEntry(
-            item["symbol"],
-            item["last_price"],
-            item.get("day_change_pct"),
-            int(item["updated_at"]),
-            tuple(i for i in CHART_INTERVALS if i in item.get("charts", {})),
-            {i: int(t) for i, t in item.get("drawn_at", {}).items() if i in CHART_INTERVALS},
-            frozenset(i for i in item.get("pending", ()) if i in CHART_INTERVALS),
-        )
-        for item in document.get("symbols", [])
-    }
+# Times a manifest may hold: from the epoch to the end of year 9999, what the page can print.
+_LAST_SECOND = 253_402_300_799
+
+
+def _epoch(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _LAST_SECOND:
+        raise TypeError(f"not a time: {value!r}")
+    return value
+
+
+def _entry(item: Any) -> SymbolEntry:
+    if not isinstance(item, dict) or not isinstance(item.get("symbol"), str):
+        raise TypeError("not an entry with a symbol")
+    price, change = item.get("last_price"), item.get("day_change_pct")
+    if not isinstance(price, str) or not (change is None or isinstance(change, str)):
+        raise TypeError(f"{item['symbol']!r}: last_price or day_change_pct is not text")
+    charts, drawn, pending = item.get("charts", {}), item.get("drawn_at", {}), item.get("pending", [])
+    if not isinstance(charts, dict) or not isinstance(drawn, dict) or not isinstance(pending, list):
+        raise TypeError(f"{item['symbol']!r}: charts, drawn_at or pending has the wrong shape")
+    return SymbolEntry(
+        item["symbol"],
+        price,
+        change,
+        _epoch(item.get("updated_at")),
+        tuple(i for i in CHART_INTERVALS if i in charts),
+        {i: _epoch(t) for i, t in drawn.items() if i in CHART_INTERVALS},
+        frozenset(i for i in pending if i in CHART_INTERVALS),
+    )
+
+
+def entries_from_manifest(body: bytes) -> tuple[dict[str, SymbolEntry], list[str]]:
+    """The entries a manifest holds, and why any cannot be used.
+
+    The manifest is ours, but a bucket can be written by hand: an entry that cannot be read is
+    left out (its symbol returns at its next change), never a reason to fail every batch.
+    """
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return {}, [f"manifest.json is not JSON: {exc}"]
+    items = document.get("symbols") if isinstance(document, dict) else None
+    if not isinstance(items, list):
+        return {}, ["manifest.json has no list of symbols"]
+    entries: dict[str, SymbolEntry] = {}
+    problems = []
+    for item in items:
+        try:
+            entry = _entry(item)
+        except TypeError as exc:
+            problems.append(f"manifest entry skipped: {exc}")
+            continue
+        entries[entry.symbol] = entry
+    return entries, problems
 
 
 def _utc(epoch_s: int) -> str:

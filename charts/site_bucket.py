@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from charts.site import SymbolEntry, chart_key, entries_from_manifest, index_html, manifest_json
@@ -35,6 +34,7 @@ _CONDITION_FAILED = frozenset({"PreconditionFailed", "ConditionalRequestConflict
 class Manifest:
     entries: dict[str, SymbolEntry]
     etag: str | None  # None: there is no manifest yet
+    problems: tuple[str, ...] = ()  # what could not be read, and was left out
 
 
 class SiteBucket:
@@ -59,7 +59,8 @@ class SiteBucket:
             raise SiteError(f"reading manifest.json: {exc}") from exc
         except BotoCoreError as exc:
             raise SiteError(f"reading manifest.json: {exc}") from exc
-        return Manifest(entries_from_manifest(orjson.loads(body)), found["ETag"])
+        entries, problems = entries_from_manifest(body)
+        return Manifest(entries, found["ETag"], tuple(problems))
 
     def read(self, key: str) -> tuple[bytes, str]:
         """An object of the site and its content type (the manifest, or a page for `tickstream view`)."""

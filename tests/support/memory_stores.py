@@ -10,8 +10,6 @@ import copy
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import orjson
-
 from charts.site import SymbolEntry, entries_from_manifest, manifest_json
 from charts.site_bucket import Manifest, ManifestChanged
 from consumers.aggregate.data_lake import bar_rows_key, day_of
@@ -159,7 +157,8 @@ class MemorySite:
     def read_manifest(self) -> Manifest:
         if self.manifest is None:
             return Manifest({}, None)
-        return Manifest(entries_from_manifest(orjson.loads(self.manifest)), f'"{self.etag}"')
+        entries, problems = entries_from_manifest(self.manifest)
+        return Manifest(entries, f'"{self.etag}"', tuple(problems))
 
     def publish(self, entries: dict[str, SymbolEntry], generated_at: int, read: str | None) -> None:
         if self.intruder is not None:

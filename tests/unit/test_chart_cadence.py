@@ -3,6 +3,7 @@ of every series drawn in the end, whatever the order of changes, sweeps, races a
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pandas as pd
@@ -212,3 +213,40 @@ def test_a_refresh_below_a_minute_or_not_whole_is_refused(given_minutes: str) ->
     with pytest.raises(ChartSettingsError, match="CHART_REFRESH_MINUTES"):
         ChartSettings.from_environment(env)
     assert ChartSettings.from_environment({**env, "CHART_REFRESH_MINUTES": "15"}).refresh_floor_s == 900
+
+
+GOOD = {"symbol": "MSFT", "last_price": "1", "updated_at": T0, "charts": {"1m": "c"}, "drawn_at": {"1m": T0}}
+
+
+def beside_good(**bad: object) -> bytes:
+    return json.dumps({"symbols": [GOOD, {**GOOD, "symbol": "Y", **bad}]}).encode()
+
+
+@pytest.mark.parametrize(
+    ("manifest", "kept"),
+    [
+        (b"{not json", set()),
+        (b"[1, 2]", set()),
+        (b'{"symbols": {"a": 1}}', set()),
+        (json.dumps({"symbols": [GOOD, {"last_price": "1"}]}).encode(), {"MSFT"}),
+        (json.dumps({"symbols": [GOOD, [[[[]]]]]}).encode(), {"MSFT"}),
+        (beside_good(updated_at=10**20), {"MSFT"}),
+        (beside_good(updated_at=1e300), {"MSFT"}),
+        (beside_good(updated_at=True), {"MSFT"}),
+        (beside_good(drawn_at={"1m": -1}), {"MSFT"}),
+        (beside_good(pending="1m"), {"MSFT"}),
+        (beside_good(last_price=3), {"MSFT"}),
+        (beside_good(symbol=None), {"MSFT"}),
+    ],
+)
+def test_a_manifest_written_by_hand_never_stops_the_charts(manifest: bytes, kept: set[str]) -> None:
+    """Whatever a hand wrote into manifest.json, the batch draws its charts and writes a readable
+    manifest again; unreadable entries are left out and named, readable ones kept."""
+    site, bars = DrawLog(), VersionedBars()
+    site.manifest = manifest
+    bars.change("X", "1m")
+    rebuilt = ChartBuilder(bars, site, render=render, refresh_floor_s=60).rebuild({("X", "1m")}, T0 + 5)
+    assert rebuilt.drawn == 1
+    assert rebuilt.manifest_problems
+    assert set(site.entries()) == kept | {"X"}
+    assert site.read_manifest().problems == ()
