@@ -7,6 +7,7 @@ GB-seconds come from this machine's durations. The scales run two at a time, one
 
     python -m bench.cost [SYMBOLS ...]     # default: 8 100 1000
     COST_WINDOWS=30 python -m bench.cost   # the day's first 30 windows only (say so when quoting)
+    COST_CHART_REFRESH_MINUTES=15 python -m bench.cost 1000   # the template's ChartRefreshMinutes
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from bench.aws_meter import Usage
 from bench.cost_day import (
     AGGREGATOR_MEMORY_MB,
+    CHART_REFRESH_MINUTES,
     CHARTS_MEMORY_MB,
     DATA_BUCKET,
     DAY_WINDOWS,
@@ -172,7 +174,9 @@ def main() -> None:
         print(f"  largest items: {result.max_item}")
     method = (
         f"{_span(windows)} (windows of 60 s, about 1,000 ticks/s in total) per scale, "
-        "the product's aggregator and chart builder on metered in-memory DynamoDB and S3 clients "
+        "the product's aggregator and chart builder (with its one-minute sweep; "
+        f"ChartRefreshMinutes={CHART_REFRESH_MINUTES}, COST_CHART_REFRESH_MINUTES) "
+        "on metered in-memory DynamoDB and S3 clients "
         "(bench.cost_day, bench.aws_meter; checked against moto by "
         "tests/integration/test_cost_meter_on_moto.py). "
         "Request counts and units are exact for the windows simulated; "
