@@ -99,6 +99,7 @@ class _Outcome:
     """What one call did, to apply to whichever manifest is current when it is written."""
 
     now: int
+    read_drawn_at: dict[Series, int]  # as the manifest this call planned from said
     drawn: set[Series] = field(default_factory=set)
     dropped: set[Series] = field(default_factory=set)  # failed: no longer pending
     waiting: set[Series] = field(default_factory=set)
@@ -110,27 +111,38 @@ class _Outcome:
 
     def apply(self, entries: dict[str, SymbolEntry]) -> dict[str, SymbolEntry]:
         result = dict(entries)
-        for symbol in sorted({s for s, _ in self.drawn | self.dropped | self.waiting} | set(self.quotes)):
+        drawn, dropped, waiting = _by_symbol(self.drawn), _by_symbol(self.dropped), _by_symbol(self.waiting)
+        for symbol in sorted(drawn.keys() | dropped.keys() | waiting.keys() | self.quotes.keys()):
             before = result.get(symbol)
-            drawn = {i for s, i in self.drawn if s == symbol}
-            if before is None and not drawn:
+            mine = drawn.get(symbol, set())
+            if before is None and not mine:
                 continue  # nothing drawn yet: a never-drawn series is due, never pending
+            was = dict(before.drawn_at) if before else {}
+            # Drawn by another invocation too since this one read the manifest: whose PNG landed
+            # last is unknown, so the chart is drawn again rather than left older than its bars.
+            raced = {i for i in mine if was.get(i) != self.read_drawn_at.get((symbol, i))}
+            pending = (set(before.pending) if before else set()) | waiting.get(symbol, set()) | raced
+            pending -= (mine - raced) | dropped.get(symbol, set())
             price, change = self.quotes.get(symbol) or (
                 (before.last_price, before.day_change_pct) if before else ("n/a", None)
             )
-            had = set(before.charts) if before else set()
-            pending = (set(before.pending) if before else set()) | {i for s, i in self.waiting if s == symbol}
-            pending -= drawn | {i for s, i in self.dropped if s == symbol}
             result[symbol] = SymbolEntry(
                 symbol,
                 price,
                 change,
                 self.now if symbol in self.quotes or before is None else before.updated_at,
-                tuple(i for i in CHART_INTERVALS if i in had | drawn),
-                {**(before.drawn_at if before else {}), **dict.fromkeys(drawn, self.now)},
+                tuple(i for i in CHART_INTERVALS if i in set(before.charts if before else ()) | mine),
+                {**was, **{i: max(self.now, was.get(i, 0)) for i in mine}},
                 frozenset(pending),
             )
         return result
+
+
+def _by_symbol(series: Iterable[Series]) -> dict[str, set[str]]:
+    grouped: dict[str, set[str]] = {}
+    for symbol, interval in series:
+        grouped.setdefault(symbol, set()).add(interval)
+    return grouped
 
 
 class ChartBuilder:
@@ -167,51 +179,83 @@ class ChartBuilder:
         series: Iterable[Series],
         now: int,
         draw: Callable[[list[Chart]], list[bytes | str]] | None = None,
+        out_of_time: Callable[[], bool] = lambda: False,
     ) -> Rebuilt:
         """Draws and uploads the charts due, refreshes their symbols' entries, keeps the rest pending.
 
-        A series whose bars cannot be read or drawn is skipped and named in the result.
+        A series whose bars cannot be read or drawn is skipped and named in the result. Charts
+        are drawn longest-waiting first, one at a time, until out_of_time(): a backlog larger
+        than one invocation can draw stays pending for the next, never lost to a timeout.
         """
         manifest = self._site.read_manifest()
         changed = charts_to_draw(series)
+        drawn_at = {(s, i): t for s, e in manifest.entries.items() for i, t in e.drawn_at.items()}
         if self._floor is None:
             todo = Plan(changed, set())
         else:
             pending = {(s, i) for s, e in manifest.entries.items() for i in e.pending}
-            drawn_at = {(s, i): t for s, e in manifest.entries.items() for i, t in e.drawn_at.items()}
             todo = plan(changed, pending, drawn_at, now, self._floor)
-        outcome = _Outcome(now, waiting=set(todo.waiting))
-        failed = self._draw(todo.due, outcome, draw)
+        outcome = _Outcome(now, drawn_at, waiting=set(todo.waiting))
+        due = sorted(todo.due, key=lambda s: (drawn_at.get(s, -1), s))
+        if draw is not None:
+            failed = self._draw_together(due, outcome, draw)
+        else:
+            failed = self._draw_in_turn(due, outcome, out_of_time)
         for symbol in sorted({s for s, _ in outcome.drawn}):
             try:
                 outcome.quotes[symbol] = self._quote(symbol)
             except BAD_SERIES_ERRORS as exc:  # the page keeps the symbol's price as it last stood
                 failed[(symbol, "entry")] = f"{type(exc).__name__}: {exc}"
         self._write(manifest, outcome)
-        return Rebuilt(len(outcome.drawn), failed, len(todo.waiting), manifest.problems)
+        return Rebuilt(len(outcome.drawn), failed, len(outcome.waiting), manifest.problems)
 
-    def _draw(
-        self,
-        due: list[Series],
-        outcome: _Outcome,
-        draw: Callable[[list[Chart]], list[bytes | str]] | None,
+    def _chart_or_reason(self, symbol: str, interval: str) -> Chart | str:
+        try:
+            return self.load(symbol, interval)
+        except BAD_SERIES_ERRORS as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    def _draw_in_turn(
+        self, due: list[Series], outcome: _Outcome, out_of_time: Callable[[], bool]
     ) -> dict[tuple[str, str], str]:
         failed: dict[tuple[str, str], str] = {}
-        loaded = []
+        for index, (symbol, interval) in enumerate(due):
+            if out_of_time():
+                outcome.waiting |= set(due[index:])
+                break
+            chart = self._chart_or_reason(symbol, interval)
+            if isinstance(chart, str):
+                failed[(symbol, interval)] = chart
+                continue
+            if chart.frame.empty:
+                continue
+            png = render_or_reason(self._render, chart)
+            if isinstance(png, str):
+                failed[(symbol, interval)] = png
+                continue
+            self._site.put_chart(symbol, interval, png)
+            outcome.drawn.add((symbol, interval))
+        # Failed, or nothing to draw: no longer pending; the series' next change marks it again.
+        outcome.dropped = set(due) - outcome.drawn - outcome.waiting
+        return failed
+
+    def _draw_together(
+        self, due: list[Series], outcome: _Outcome, draw: Callable[[list[Chart]], list[bytes | str]]
+    ) -> dict[tuple[str, str], str]:
+        failed: dict[tuple[str, str], str] = {}
+        charts = []
         for symbol, interval in due:
-            try:
-                loaded.append(self.load(symbol, interval))
-            except BAD_SERIES_ERRORS as exc:
-                failed[(symbol, interval)] = f"{type(exc).__name__}: {exc}"
-        charts = [c for c in loaded if not c.frame.empty]
-        images = draw(charts) if draw is not None else [render_or_reason(self._render, c) for c in charts]
-        for chart, png in zip(charts, images, strict=True):
+            chart = self._chart_or_reason(symbol, interval)
+            if isinstance(chart, str):
+                failed[(symbol, interval)] = chart
+            elif not chart.frame.empty:
+                charts.append(chart)
+        for chart, png in zip(charts, draw(charts), strict=True):
             if isinstance(png, str):
                 failed[(chart.symbol, chart.interval)] = png
                 continue
             self._site.put_chart(chart.symbol, chart.interval, png)
             outcome.drawn.add((chart.symbol, chart.interval))
-        # Failed, or nothing to draw: no longer pending; the series' next change marks it again.
         outcome.dropped = set(due) - outcome.drawn
         return failed
 

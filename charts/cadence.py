@@ -42,5 +42,12 @@ def plan(
 ) -> Plan:
     """Which of the changed and pending series to draw now, and which wait."""
     dirty = set(changed) | set(pending)
-    due = {s for s in dirty if s not in drawn_at or now - drawn_at[s] >= refresh_seconds(s[1], floor_s)}
+    due = {s for s in dirty if s not in drawn_at or _elapsed(now - drawn_at[s], s[1], floor_s)}
     return Plan(sorted(due), dirty - due)
+
+
+def _elapsed(since_s: int, interval: str, floor_s: int) -> bool:
+    """A period has passed, or the drawing time is more than a period ahead of this event's time:
+    another clock (a workstation's `tickstream charts`) or a hand, never a reason to wait."""
+    period_s = refresh_seconds(interval, floor_s)
+    return since_s >= period_s or since_s < -period_s

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -24,7 +24,7 @@ from alerts.service import AlertReport, AlertService, rules_from_file
 from alerts.slack_webhook import SlackWebhook
 from charts.builder import ChartBuilder, Rebuilt
 from charts.settings import ChartSettings
-from charts.site import chart_key
+from charts.site import LAST_SECOND, chart_key
 from charts.site_bucket import SiteBucket
 from consumers.aggregate.bars_table import BarsTable
 from market.bars import INTERVAL_SECONDS
@@ -36,6 +36,9 @@ metrics = Metrics(service="charts")
 tracer = Tracer(service="charts")
 _built: tuple[ChartBuilder, AlertService | None] | None = None
 MANIFEST_PROBLEMS_LOGGED = 20
+# Drawing stops with this much of the invocation left, for the manifest, the page and the alerts;
+# what was not drawn stays pending for the next invocation (a chart takes about 0.2 s).
+TIME_KEPT_MS = 20_000
 
 
 def _build() -> tuple[ChartBuilder, AlertService | None]:
@@ -112,15 +115,24 @@ def event_time(event: dict[str, Any]) -> int:
     """The event's own time, so the cadence is the same in a replay as live.
 
     The schedule's `time`; for a stream batch, its newest record's creation time (epoch seconds).
+    A time missing or past what the page can print is replaced by this clock's.
     """
     if is_sweep(event):
-        return int(datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")).timestamp())
-    created = [
-        float(r["dynamodb"]["ApproximateCreationDateTime"])
-        for r in event.get("Records", [])
-        if "ApproximateCreationDateTime" in r.get("dynamodb", {})
-    ]
-    return int(max(created)) if created else int(time.time())
+        try:
+            when = datetime.fromisoformat(str(event.get("time")).replace("Z", "+00:00"))
+        except ValueError:
+            return int(time.time())
+        return _plausible((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
+    created = []
+    for record in event.get("Records", []):
+        stream = record.get("dynamodb") if isinstance(record, dict) else None
+        if isinstance(stream, dict) and isinstance(stream.get("ApproximateCreationDateTime"), int | float):
+            created.append(float(stream["ApproximateCreationDateTime"]))
+    return _plausible(max(created)) if created else int(time.time())
+
+
+def _plausible(epoch_s: float) -> int:
+    return int(epoch_s) if 0 <= epoch_s <= LAST_SECOND else int(time.time())
 
 
 @metrics.log_metrics
@@ -132,8 +144,20 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         _built = _build()
     builder, alerts = _built
     sweep = is_sweep(event)
+    if not sweep and not isinstance(event.get("Records"), list):
+        logger.warning("not a bars stream batch nor the sweep: ignored", extra={"keys": sorted(event)[:20]})
+        metrics.add_metric("EventsIgnored", MetricUnit.Count, 1)
+        return {"batchItemFailures": []}
     series = set() if sweep else changed_series(DynamoDBStreamEvent(event))
-    rebuilt = builder.rebuild(series, event_time(event)) if series or sweep else Rebuilt(0, {})
+
+    def out_of_time() -> bool:
+        return bool(context.get_remaining_time_in_millis() < TIME_KEPT_MS)
+
+    rebuilt = (
+        builder.rebuild(series, event_time(event), out_of_time=out_of_time)
+        if series or sweep
+        else Rebuilt(0, {})
+    )
     drawn = rebuilt.drawn
     metrics.add_metric("ChartsRendered", MetricUnit.Count, drawn)
     metrics.add_metric("ChartsFailed", MetricUnit.Count, len(rebuilt.failed))

@@ -78,11 +78,11 @@ def manifest_json(entries: Iterable[SymbolEntry], generated_at: int) -> bytes:
 
 
 # Times a manifest may hold: from the epoch to the end of year 9999, what the page can print.
-_LAST_SECOND = 253_402_300_799
+LAST_SECOND = 253_402_300_799
 
 
 def _epoch(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _LAST_SECOND:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= LAST_SECOND:
         raise TypeError(f"not a time: {value!r}")
     return value
 

@@ -75,11 +75,18 @@ class SiteBucket:
             raise SiteError(f"reading {key}: {exc}") from exc
 
     def publish(self, entries: dict[str, SymbolEntry], generated_at: int, read: str | None) -> None:
-        """The manifest first, so the page never lists charts the manifest does not.
+        """The page, then the manifest, written only over the version read (`read`, its ETag, or
+        None for none), so two invocations never lose each other's pending charts.
 
-        The manifest holds which charts wait to be drawn; it is written only over the version
-        read (`read`, its ETag, or None for none), so two invocations never lose each other's.
+        The page first: a page that fails leaves the manifest as it was, so whatever this call
+        drew stays pending and the next invocation writes both; the last manifest written is
+        always preceded by a page of the same entries.
         """
+        page = index_html(entries.values(), generated_at)
+        try:
+            self._put("index.html", page, "text/html; charset=utf-8")
+        except (ClientError, BotoCoreError) as exc:
+            raise SiteError(f"writing s3://{self.bucket}/index.html: {exc}") from exc
         condition = {"IfMatch": read} if read is not None else {"IfNoneMatch": "*"}
         body = manifest_json(entries.values(), generated_at)
         try:
@@ -90,11 +97,6 @@ class SiteBucket:
             raise SiteError(f"writing s3://{self.bucket}/manifest.json: {exc}") from exc
         except BotoCoreError as exc:
             raise SiteError(f"writing s3://{self.bucket}/manifest.json: {exc}") from exc
-        page = index_html(entries.values(), generated_at)
-        try:
-            self._put("index.html", page, "text/html; charset=utf-8")
-        except (ClientError, BotoCoreError) as exc:
-            raise SiteError(f"writing s3://{self.bucket}/index.html: {exc}") from exc
 
     def _put(self, key: str, body: bytes, content_type: str, condition: dict[str, str] | None = None) -> None:
         self._client.put_object(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from charts.site import SymbolEntry, entries_from_manifest, manifest_json
-from charts.site_bucket import Manifest, ManifestChanged
+from charts.site_bucket import Manifest, ManifestChanged, SiteError
 from consumers.aggregate.data_lake import bar_rows_key, day_of
 from consumers.aggregate.ledger import LedgerError, VersionConflict
 from consumers.aggregate.logic import MinuteBookkeeping, MinuteKey, Rejection, StoredBar
@@ -140,7 +140,7 @@ class MemoryDataLake:
 class MemorySite:
     """The site bucket as S3 keeps it: objects with ETags, the manifest written only over the version
     read (If-Match), or only when absent (If-None-Match: *). `intruder` runs once before the next
-    manifest write, as another invocation writing meanwhile."""
+    publish, as another invocation writing meanwhile; `fail_next_page` fails the next page write."""
 
     def __init__(self, counter: WriteCounter | None = None) -> None:
         self.counter = counter or WriteCounter()
@@ -149,6 +149,8 @@ class MemorySite:
         self.etag = 0
         self.intruder: Callable[[], None] | None = None
         self.clock = 0
+        self.page: dict[str, SymbolEntry] = {}  # the entries index.html shows
+        self.fail_next_page = False
 
     def put_chart(self, symbol: str, interval: str, png: bytes) -> None:
         self.counter.write()
@@ -161,9 +163,15 @@ class MemorySite:
         return Manifest(entries, f'"{self.etag}"', tuple(problems))
 
     def publish(self, entries: dict[str, SymbolEntry], generated_at: int, read: str | None) -> None:
+        """The page, then the manifest, as SiteBucket writes them; each a write that can fail or be killed."""
         if self.intruder is not None:
             intruder, self.intruder = self.intruder, None
             intruder()
+        self.counter.write()
+        if self.fail_next_page:
+            self.fail_next_page = False
+            raise SiteError("writing index.html: SlowDown")
+        self.page = dict(entries)
         current = None if self.manifest is None else f'"{self.etag}"'
         if read != current:
             raise ManifestChanged("manifest.json changed since it was read")

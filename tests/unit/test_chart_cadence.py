@@ -4,6 +4,7 @@ of every series drawn in the end, whatever the order of changes, sweeps, races a
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 
 import pandas as pd
@@ -11,11 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import charts.handler
 from charts.builder import ChartBuilder
 from charts.cadence import CHART_SECONDS, plan, refresh_seconds
 from charts.handler import event_time, is_sweep
 from charts.settings import ChartSettings, ChartSettingsError
+from charts.site_bucket import SiteError
 from consumers.aggregate.logic import StoredBar
+from consumers.local_runner.invoker import LocalContext
 from market.bars import BarAccumulator
 from tests.support.memory_stores import MemorySite, ProcessKilled, WriteCounter
 
@@ -237,6 +241,14 @@ def beside_good(**bad: object) -> bytes:
         (beside_good(pending="1m"), {"MSFT"}),
         (beside_good(last_price=3), {"MSFT"}),
         (beside_good(symbol=None), {"MSFT"}),
+        (b"", set()),
+        (b'{"symbols": null}', set()),
+        (beside_good(drawn_at=None), {"MSFT"}),
+        (beside_good(drawn_at=["1m"]), {"MSFT"}),
+        (beside_good(drawn_at={"1m": "soon"}), {"MSFT"}),
+        (beside_good(drawn_at={"1m": 2**62}), {"MSFT"}),
+        (beside_good(pending=None), {"MSFT"}),
+        (beside_good(pending=5), {"MSFT"}),
     ],
 )
 def test_a_manifest_written_by_hand_never_stops_the_charts(manifest: bytes, kept: set[str]) -> None:
@@ -250,3 +262,123 @@ def test_a_manifest_written_by_hand_never_stops_the_charts(manifest: bytes, kept
     assert rebuilt.manifest_problems
     assert set(site.entries()) == kept | {"X"}
     assert site.read_manifest().problems == ()
+
+
+def test_a_drawing_time_far_ahead_of_the_events_never_freezes_a_chart() -> None:
+    """`tickstream charts` stamps drawn_at with a workstation's clock, the function with the
+    events' time: a workstation an hour fast (or a hand) must not stop the 1m chart for an hour."""
+    site, bars = DrawLog(), VersionedBars()
+    bars.change("MSFT", "1m")
+    ChartBuilder(bars, site, render=render).rebuild({("MSFT", "1m")}, T0 + 3_600)
+    function = ChartBuilder(bars, site, render=render, refresh_floor_s=60)
+    for minute in range(1, 10):
+        bars.change("MSFT", "1m")
+        function.rebuild({("MSFT", "1m")}, T0 + 60 * minute)
+    assert site.charts[("MSFT", "1m")][0] == b"MSFT 1m (UTC)=10"
+    site.manifest = beside_good(drawn_at={"1m": 10**11})  # the year 5138
+    bars.change("Y", "1m")
+    function.rebuild({("Y", "1m")}, T0 + 700)
+    assert site.charts[("Y", "1m")][0] == b"Y 1m (UTC)=1"
+
+
+X = ("MSFT", "1m")
+
+
+def test_a_slow_invocation_never_leaves_an_older_chart_on_the_site_for_good() -> None:
+    """The sweep loads v2 and renders; meanwhile v3 lands and a stream batch draws it; the sweep's
+    v2 lands last. Its manifest write conflicts, sees the other drawing, and keeps the chart
+    pending, so the next due invocation draws v3; drawn_at never goes back."""
+    site, bars = DrawLog(), VersionedBars()
+    bars.change(*X)
+    ChartBuilder(bars, site, render=render, refresh_floor_s=60).rebuild({X}, T0)
+    bars.change(*X)
+
+    def batch_while_the_sweep_renders(frame: pd.DataFrame, title: str, bar_seconds: int) -> bytes:
+        png = render(frame, title, bar_seconds)
+        bars.change(*X)
+        ChartBuilder(bars, site, render=render, refresh_floor_s=60).rebuild({X}, T0 + 61)
+        return png
+
+    ChartBuilder(bars, site, render=batch_while_the_sweep_renders, refresh_floor_s=60).rebuild({X}, T0 + 60)
+    assert site.charts[X][0] == b"MSFT 1m (UTC)=2"  # the older drawing landed last ...
+    assert site.entries()["MSFT"].pending == {"1m"}  # ... and is known to
+    assert site.entries()["MSFT"].drawn_at["1m"] == T0 + 61
+    ChartBuilder(bars, site, render=render, refresh_floor_s=60).rebuild(set(), T0 + 121)
+    assert site.charts[X][0] == b"MSFT 1m (UTC)=3"
+    assert not site.entries()["MSFT"].pending
+
+
+def test_a_backlog_larger_than_one_invocation_is_drawn_over_the_next_ones_longest_waiting_first() -> None:
+    symbols = [f"S{n:03d}" for n in range(50)]
+    site, bars = DrawLog(), VersionedBars()
+    every = {(s, "1m") for s in symbols}
+    for s in symbols:
+        bars.change(s, "1m")
+    ChartBuilder(bars, site, render=render, refresh_floor_s=60).rebuild(every, T0)
+    for s in symbols:
+        bars.change(s, "1m")
+    ChartBuilder(bars, site, render=render, refresh_floor_s=60).rebuild(every, T0 + 30)
+    draws_before = len(site.draws)
+    for minute in (1, 2, 3):
+        drawn = len(site.draws)
+
+        def out_of_time(drawn: int = drawn) -> bool:
+            return len(site.draws) - drawn >= 20
+
+        rebuilt = ChartBuilder(bars, site, render=render, refresh_floor_s=60).rebuild(
+            set(), T0 + 60 * minute, out_of_time=out_of_time
+        )
+        assert rebuilt.drawn <= 20
+    assert len(site.draws) - draws_before == 50  # each once: the longest waiting first
+    assert {series: png for series, (png, _) in site.charts.items()} == {s: _latest(bars, s) for s in every}
+    assert not ChartBuilder(bars, site).pending()
+
+
+def test_a_page_that_fails_to_be_written_is_written_by_the_next_invocation() -> None:
+    site, bars = DrawLog(), VersionedBars()
+    builder = ChartBuilder(bars, site, render=render, refresh_floor_s=60)
+    bars.change(*X)
+    builder.rebuild({X}, T0)
+    bars.change(*X)
+    builder.rebuild({X}, T0 + 10)
+    site.fail_next_page = True
+    with pytest.raises(SiteError):
+        builder.rebuild(set(), T0 + 60)  # a sweep: not retried
+    builder.rebuild(set(), T0 + 120)
+    assert site.page["MSFT"].drawn_at == {"1m": T0 + 120}
+    assert site.page == site.entries()
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {},
+        {"detail-type": "Something Else", "source": "aws.events"},
+        {"Records": "not a list"},
+    ],
+)
+def test_an_event_that_is_neither_a_stream_batch_nor_the_sweep_is_ignored(
+    event: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(charts.handler.metrics, "namespace", "tickstream/test")  # the template sets it
+    site = DrawLog()
+    charts.handler._built = (ChartBuilder(VersionedBars(), site, render=render, refresh_floor_s=60), None)
+    try:
+        answer = charts.handler.handler(event, LocalContext("charts", "arn", 1024, 120))
+    finally:
+        charts.handler._built = None
+    assert answer == {"batchItemFailures": []}
+    assert site.manifest is None
+
+
+def test_times_that_are_missing_or_beyond_the_page_are_replaced_by_the_clock() -> None:
+    sweep = {"source": "aws.events", "detail-type": "Scheduled Event"}
+    before = int(time.time())
+    assert event_time({**sweep, "time": "2026-11-02T14:31:00"}) == T0 + 60  # no zone: UTC
+    assert event_time({**sweep, "time": "soon"}) >= before
+    assert event_time(sweep) >= before
+    assert event_time({"Records": [{"dynamodb": {"ApproximateCreationDateTime": 1e20}}]}) >= before
+    assert (
+        event_time({"Records": [{"dynamodb": None}, {"dynamodb": {"ApproximateCreationDateTime": "x"}}]})
+        >= before
+    )
