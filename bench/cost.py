@@ -184,9 +184,23 @@ def main() -> None:
         "Not included: storage, CloudWatch, the alarms and dashboard, and the stream reads Lambda makes "
         f"(free). Whole run {(time.perf_counter() - started) / 60:.0f} min."
     )
-    body = render("cost", "Cost per million ticks, a simulated day", body_rows, "make cost", method)
+    section, title = _section(windows)
+    body = render(section, title, body_rows, "make cost", method)
     print(body)
-    write_section("cost", body)
+    write_section(section, body)
+
+
+def _section(windows: int) -> tuple[str, str]:
+    """Its own section for each span and chart refresh, so that a shortened or variant run never
+    replaces the whole day's figures."""
+    if windows == DAY_WINDOWS and CHART_REFRESH_MINUTES == 1:
+        return "cost", "Cost per million ticks, a simulated day"
+    section = "cost" if windows == DAY_WINDOWS else f"cost-first-{windows}-windows"
+    title = "a simulated day" if windows == DAY_WINDOWS else f"the first {windows} windows of a simulated day"
+    if CHART_REFRESH_MINUTES != 1:
+        section += f"-refresh-{CHART_REFRESH_MINUTES}"
+        title += f", ChartRefreshMinutes={CHART_REFRESH_MINUTES}"
+    return section, f"Cost per million ticks, {title}"
 
 
 if __name__ == "__main__":
