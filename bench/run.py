@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -386,17 +387,20 @@ def replay_rows() -> list[Row]:
             if not stats.complete:
                 raise RuntimeError(f"replay benchmark lost ticks: {stats}")
             started = time.perf_counter()
-            consume = subprocess.run(
+            with subprocess.Popen(
                 [sys.executable, "-m", "tickstream", "consume", "--until-idle"],
                 env=env,
                 cwd=PROJECT_ROOT,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                check=False,
-            )
+            ) as consume:
+                try:
+                    returncode = consume.wait()
+                finally:
+                    consume.kill()  # a no-op once it ended; ends it when the benchmark is stopped
             elapsed = time.perf_counter() - started
-            if consume.returncode != 0:
-                raise RuntimeError(f"consume --until-idle failed ({consume.returncode})")
+            if returncode != 0:
+                raise RuntimeError(f"consume --until-idle failed ({returncode})")
         finally:
             local.stop()
     return [
@@ -464,8 +468,19 @@ REPLAY_METHOD = (
 )
 
 
+def _stop_on_sigterm() -> None:
+    """A SIGTERM (`timeout`, a CI cancel) unwinds like Ctrl-C, so the moto server and `consume`
+    this benchmark started are stopped by their `finally` blocks instead of orphaned."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main() -> None:
     """All sections; with TICKSTREAM_BENCH_REPLAY=1 (`make bench-replay`) the local replay alone."""
+    _stop_on_sigterm()
     if os.environ.get("TICKSTREAM_BENCH_REPLAY") == "1":
         body = render("replay", "Local replay", replay_rows(), "make bench-replay", REPLAY_METHOD)
         print(body)
