@@ -18,8 +18,8 @@ import pandas as pd
 from charts.cadence import Plan, Series, plan
 from charts.chart_data import WEEKLY, bars_frame, weekly_from_daily
 from charts.render import render_chart
-from charts.site import CHART_INTERVALS, SymbolEntry, day_change_pct
-from charts.site_bucket import Manifest, ManifestChanged, SiteError
+from charts.site import CHART_INTERVALS, Manifest, SymbolEntry, day_change_pct
+from charts.site_bucket import ManifestChanged, SiteError
 from consumers.aggregate.logic import StoredBar
 from market.bars import INTERVAL_SECONDS, Bar
 
@@ -106,7 +106,7 @@ class _Outcome:
     quotes: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # symbol -> price, change
 
     def changes(self, manifest: Manifest) -> bool:
-        pending = {(s, i) for s, e in manifest.entries.items() for i in e.pending}
+        pending = manifest.pending()
         return bool(self.drawn or self.quotes or (self.dropped & pending) or (self.waiting - pending))
 
     def apply(self, entries: dict[str, SymbolEntry]) -> dict[str, SymbolEntry]:
@@ -172,7 +172,7 @@ class ChartBuilder:
 
     def pending(self) -> set[Series]:
         """The series waiting to be drawn, as the manifest says."""
-        return {(s, i) for s, e in self._site.read_manifest().entries.items() for i in e.pending}
+        return self._site.read_manifest().pending()
 
     def rebuild(
         self,
@@ -189,12 +189,11 @@ class ChartBuilder:
         """
         manifest = self._site.read_manifest()
         changed = charts_to_draw(series)
-        drawn_at = {(s, i): t for s, e in manifest.entries.items() for i, t in e.drawn_at.items()}
+        drawn_at = manifest.drawn_at()
         if self._floor is None:
             todo = Plan(changed, set())
         else:
-            pending = {(s, i) for s, e in manifest.entries.items() for i in e.pending}
-            todo = plan(changed, pending, drawn_at, now, self._floor)
+            todo = plan(changed, manifest.pending(), drawn_at, now, self._floor)
         outcome = _Outcome(now, drawn_at, waiting=set(todo.waiting))
         due = sorted(todo.due, key=lambda s: (drawn_at.get(s, -1), s))
         if draw is not None:

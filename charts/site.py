@@ -44,6 +44,21 @@ class SymbolEntry:
     pending: frozenset[str] = frozenset()  # intervals whose bars changed since (charts.cadence)
 
 
+@dataclass(frozen=True)
+class Manifest:
+    """manifest.json as read: the entries, the version they were read at, what was left out."""
+
+    entries: dict[str, SymbolEntry]
+    etag: str | None  # None: there is no manifest yet
+    problems: tuple[str, ...] = ()  # what could not be read, and was left out
+
+    def pending(self) -> set[tuple[str, str]]:
+        return {(s, i) for s, e in self.entries.items() for i in e.pending}
+
+    def drawn_at(self) -> dict[tuple[str, str], int]:
+        return {(s, i): t for s, e in self.entries.items() for i, t in e.drawn_at.items()}
+
+
 def chart_key(symbol: str, interval: str) -> str:
     return f"charts/{symbol}/{interval}.png"
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from charts.site import SymbolEntry, chart_key, entries_from_manifest, index_html, manifest_json
+from charts.site import Manifest, SymbolEntry, chart_key, entries_from_manifest, index_html, manifest_json
 
 # Charts change as bars do; a minute's caching keeps the page fresh without refetching each view.
 CACHE_CONTROL = "public, max-age=60"
@@ -28,13 +27,6 @@ class ManifestChanged(SiteError):
 # S3 answers a failed If-Match or If-None-Match with 412, and two conditional writes racing on
 # one key with 409 (S3 user guide, "Add preconditions to S3 operations with conditional requests").
 _CONDITION_FAILED = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
-
-
-@dataclass(frozen=True)
-class Manifest:
-    entries: dict[str, SymbolEntry]
-    etag: str | None  # None: there is no manifest yet
-    problems: tuple[str, ...] = ()  # what could not be read, and was left out
 
 
 class SiteBucket:

@@ -10,8 +10,8 @@ import copy
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from charts.site import SymbolEntry, entries_from_manifest, manifest_json
-from charts.site_bucket import Manifest, ManifestChanged, SiteError
+from charts.site import Manifest, SymbolEntry, entries_from_manifest, manifest_json
+from charts.site_bucket import ManifestChanged, SiteError
 from consumers.aggregate.data_lake import bar_rows_key, day_of
 from consumers.aggregate.ledger import LedgerError, VersionConflict
 from consumers.aggregate.logic import MinuteBookkeeping, MinuteKey, Rejection, StoredBar

@@ -160,7 +160,7 @@ def _run_killed(kill_at: int | None) -> tuple[dict[tuple[str, str], bytes], set[
     site.clock = now + WEEK
     ChartBuilder(bars, site, render=render, refresh_floor_s=60).rebuild(set(), now + WEEK)
     charts = {series: png for series, (png, _) in site.charts.items()}
-    pending = {(s, i) for s, e in site.entries().items() for i in e.pending}
+    pending = site.read_manifest().pending()
     return charts, pending
 
 
@@ -190,7 +190,7 @@ def test_a_manifest_written_meanwhile_keeps_both_writers_pending_charts() -> Non
 
     site.intruder = other_invocation
     builder.rebuild({("A+B", "1m")}, T0 + 1)
-    pending = {(s, i) for s, e in site.entries().items() for i in e.pending}
+    pending = site.read_manifest().pending()
     assert pending == {("A+B", "1m"), ("MSFT", "1m")}
 
 
