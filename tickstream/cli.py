@@ -235,11 +235,14 @@ def handler_environment(settings: Settings, outputs: StackOutputs) -> dict[str, 
     return environment
 
 
-def local_runner(clients: AwsClients, settings: Settings, outputs: StackOutputs) -> LocalRunner:
-    """The runner of the stack's mappings and schedules, its handlers reaching the same local stack."""
+def local_runner(
+    clients: AwsClients, settings: Settings, outputs: StackOutputs, functions: frozenset[str] | None = None
+) -> LocalRunner:
+    """The runner of the stack's mappings and schedules (of all its functions, or of `functions`),
+    its handlers reaching the same local stack."""
     return LocalRunner(
         clients.client,
-        outputs.function_names(),
+        outputs.function_names() if functions is None else functions,
         runner_checkpoints_table(clients, settings),
         handler_environment(settings, outputs),
     )

@@ -165,7 +165,15 @@ def test_new_bars_wait_for_their_interval_and_the_sweep_draws_them_and_only_them
 
     week_later = time.time() + 8 * 86_400
     sweep = subprocess.run(
-        [sys.executable, "-m", "tests.support.scheduled_polls", str(week_later), str(week_later + 60)],
+        [
+            sys.executable,
+            "-m",
+            "tests.support.scheduled_polls",
+            "--function",
+            outputs.ChartBuilderFunctionName,
+            str(week_later),
+            str(week_later + 60),
+        ],
         env=env,
         capture_output=True,
         text=True,
