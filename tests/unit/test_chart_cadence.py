@@ -88,6 +88,8 @@ steps = st.lists(
 def _run(
     site: DrawLog, bars: VersionedBars, script: list[tuple[str, str, str, int]], floor_s: int
 ) -> tuple[ChartBuilder, int]:
+    """The script's changes and sweeps; an invocation killed midway is run again, as Lambda
+    redelivers a crashed stream batch and the next sweep follows a crashed one."""
     builder = ChartBuilder(bars, site, render=render, refresh_floor_s=floor_s)
     now = T0
     for kind, symbol, interval, dt in script:
@@ -95,9 +97,11 @@ def _run(
         site.clock = now
         if kind == "change":
             bars.change(symbol, interval)
-            builder.rebuild({(symbol, interval)}, now)
-        else:
-            builder.rebuild(set(), now)
+        series = {(symbol, interval)} if kind == "change" else set()
+        try:
+            builder.rebuild(series, now)
+        except ProcessKilled:
+            builder.rebuild(series, now)
     return builder, now
 
 
@@ -142,26 +146,13 @@ CRASH_SCRIPT = [
 
 
 def _run_killed(kill_at: int | None) -> tuple[dict[tuple[str, str], bytes], set[tuple[str, str]]]:
-    """The script with the process killed at one site write; Lambda redelivers a crashed stream
-    batch, and a crashed sweep is followed by the next one."""
-    counter = WriteCounter(kill_at)
-    site, bars = DrawLog(counter), VersionedBars()
-    now = T0
-    for kind, symbol, interval, dt in CRASH_SCRIPT:
-        now += dt
-        site.clock = now
-        if kind == "change":
-            bars.change(symbol, interval)
-        series = {(symbol, interval)} if kind == "change" else set()
-        try:
-            ChartBuilder(bars, site, render=render, refresh_floor_s=60).rebuild(series, now)
-        except ProcessKilled:
-            ChartBuilder(bars, site, render=render, refresh_floor_s=60).rebuild(series, now)
+    """The script with the process killed at one site write, then a sweep a week later."""
+    site, bars = DrawLog(WriteCounter(kill_at)), VersionedBars()
+    builder, now = _run(site, bars, CRASH_SCRIPT, 60)
     site.clock = now + WEEK
-    ChartBuilder(bars, site, render=render, refresh_floor_s=60).rebuild(set(), now + WEEK)
+    builder.rebuild(set(), now + WEEK)
     charts = {series: png for series, (png, _) in site.charts.items()}
-    pending = site.read_manifest().pending()
-    return charts, pending
+    return charts, site.read_manifest().pending()
 
 
 def test_a_kill_at_every_site_write_changes_nothing_in_the_end() -> None:
