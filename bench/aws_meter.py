@@ -76,7 +76,12 @@ def item_bytes(item: dict[str, Any]) -> int:
 
 def eventual_read_units(size: int) -> float:
     """Half a unit per started 4 KB; an absent item (size 0) still costs half a unit."""
-    return EVENTUAL_READ_FACTOR * max(1, math.ceil(size / READ_UNIT_BYTES))
+    return EVENTUAL_READ_FACTOR * strong_read_units(size)
+
+
+def strong_read_units(size: int) -> float:
+    """A unit per started 4 KB; an absent item (size 0) still costs one."""
+    return float(max(1, math.ceil(size / READ_UNIT_BYTES)))
 
 
 @dataclass
@@ -298,15 +303,27 @@ class MeteredDynamoDB:
         ScanIndexForward: bool = True,
         Limit: int | None = None,
         ExclusiveStartKey: dict[str, Any] | None = None,
+        ConsistentRead: bool = False,
     ) -> dict[str, Any]:
         usage = self._meter.current()
         usage.requests["Query"] += 1
         table = self._table(TableName)
-        match = re.fullmatch(r"(\w+) = (:\w+)", KeyConditionExpression)
-        if match is None or match[1] != table.hash_key or table.range_key is None:
+        match = re.fullmatch(
+            r"(\w+) = (:\w+)(?: AND (\w+) BETWEEN (:\w+) AND (:\w+))?", KeyConditionExpression
+        )
+        if (
+            match is None
+            or match[1] != table.hash_key
+            or table.range_key is None
+            or match[3] not in (None, table.range_key)
+        ):
             raise NotImplementedError(f"key condition {KeyConditionExpression!r}")
         hash_value = _key_value(ExpressionAttributeValues[match[2]])
         ranges = table.ranges.get(hash_value, [])
+        if match[3] is not None:
+            low = _key_value(ExpressionAttributeValues[match[4]])
+            high = _key_value(ExpressionAttributeValues[match[5]])
+            ranges = [r for r in ranges if low <= r <= high]
         order = ranges if ScanIndexForward else ranges[::-1]
         if ExclusiveStartKey is not None:
             after = _key_value(ExclusiveStartKey[table.range_key])
@@ -322,8 +339,10 @@ class MeteredDynamoDB:
             items.append(item)
             read += size
         if hash_value in table.evicted_up_to and (ScanIndexForward or not more):
-            raise EvictedItemRead(f"a query of {hash_value} reached evicted items")
-        usage.read_units += eventual_read_units(read)
+            evicted = table.evicted_up_to[hash_value]
+            if match[3] is None or _key_value(ExpressionAttributeValues[match[4]]) <= evicted:
+                raise EvictedItemRead(f"a query of {hash_value} reached evicted items")
+        usage.read_units += strong_read_units(read) if ConsistentRead else eventual_read_units(read)
         usage.bytes_read += read
         answer: dict[str, Any] = {"Items": items, "Count": len(items), "ScannedCount": len(items)}
         if more and items:

@@ -477,7 +477,6 @@ def _memoised_item_to_bar() -> Any:
             replace(bar.acc) if bar.acc is not None else None,
             dict(bar.watermarks),
             set(bar.id_hashes),
-            dict(bar.slots),
             bar.version,
         )
 

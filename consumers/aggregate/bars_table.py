@@ -1,10 +1,11 @@
 """Data access for the bars table: the bars users, charts and alerts read, and nothing else.
 
-Each item is the public projection of a ledger item (consumers.aggregate.ledger): its columns
-and the ledger's `version`, so it stays a few hundred bytes whatever the tick rate, and the
-table's stream, which drives the chart builder, carries no bookkeeping. A projection is written
-only over an older one (`version` is conditional), so a retried or late writer never puts an
-older bar back.
+A 1m item is the public projection of a ledger item (consumers.aggregate.ledger): its columns
+and the ledger's `version`. A longer bar is folded from the shorter bars here, with the sum of
+their versions (consumers.aggregate.logic.fold_children). Either way an item stays a few hundred
+bytes whatever the tick rate, and the table's stream, which drives the chart builder, carries
+no bookkeeping. A bar is written only over an older version (`version` is conditional), so a
+retried or late writer never puts an older bar back.
 """
 
 from __future__ import annotations
@@ -32,26 +33,49 @@ class BarsTable:
 
     def put_projections(self, bars: Iterable[StoredBar], updated_at: int) -> int:
         """Puts each bar's public item unless the table holds the same or a newer version; how many landed."""
-        landed = 0
-        for bar in bars:
-            if bar.acc is None:
-                continue
-            try:
-                self._client.put_item(
-                    TableName=self.table_name,
-                    Item=projection_item(bar, updated_at),
-                    ConditionExpression=PROJECTION_CONDITION,
-                    ExpressionAttributeNames={"#version": "version"},
-                    ExpressionAttributeValues={":version": {"N": str(bar.version)}},
-                )
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                    continue  # this version, or a newer one, is there already
-                raise BarsTableError(f"writing {bar.symbol} {bar.interval} {bar.start}: {exc}") from exc
-            except BotoCoreError as exc:
-                raise BarsTableError(f"writing {bar.symbol} {bar.interval} {bar.start}: {exc}") from exc
-            landed += 1
-        return landed
+        return sum(self.put_projection(bar, updated_at) for bar in bars if bar.acc is not None)
+
+    def put_projection(self, bar: StoredBar, updated_at: int) -> bool:
+        """False when the table holds this version of the bar or a newer one already."""
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=projection_item(bar, updated_at),
+                ConditionExpression=PROJECTION_CONDITION,
+                ExpressionAttributeNames={"#version": "version"},
+                ExpressionAttributeValues={":version": {"N": str(bar.version)}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise BarsTableError(f"writing {bar.symbol} {bar.interval} {bar.start}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise BarsTableError(f"writing {bar.symbol} {bar.interval} {bar.start}: {exc}") from exc
+        return True
+
+    def bars_between(self, symbol: str, interval: str, first: int, last: int) -> list[StoredBar]:
+        """The series' bars starting in [first, last], read strongly consistent (a fold must see
+        the shorter bars this invocation has just written)."""
+        bars: list[StoredBar] = []
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :first AND :last",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": bar_pk(symbol, interval)},
+                ":first": {"N": str(first)},
+                ":last": {"N": str(last)},
+            },
+            "ConsistentRead": True,
+        }
+        try:
+            while True:
+                answer = self._client.query(**request)
+                bars.extend(public_item_to_bar(i) for i in answer["Items"])
+                if "LastEvaluatedKey" not in answer:
+                    return bars
+                request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as exc:
+            raise BarsTableError(f"querying {symbol} {interval} {first}..{last}: {exc}") from exc
 
     def query_bars(self, symbol: str, interval: str, newest: int) -> list[StoredBar]:
         """The newest `newest` bars of a series, oldest first (the chart builder's read)."""

@@ -1,10 +1,10 @@
-"""Data access for the ledger table: the aggregator's own record of every bar, never read by users.
+"""Data access for the ledger table: the aggregator's own record of every 1m bar, never read by users.
 
-A ledger item is a bar with what keeps it exact: per shard, the position of the last tick it
-took (`_wm`); for 1m bars, the hashes of the tick ids it holds (`_ids`); for longer bars, the
-snapshot of each shorter bar folded into it (`_slots`, at most ~60: see service.child_interval);
-and a version (`_v`) every write is conditional on. The bars users and charts read are
-projections of these items, written to the bars table after them (consumers.aggregate.bars_table).
+A ledger item is a 1m bar with what keeps it exact: per shard, the position of the last tick it
+took (`_wm`); the hashes of the tick ids it holds (`_ids`); and a version (`_v`) every write is
+conditional on. The 1m bars users and charts read are projections of these items, written to the
+bars table after them; longer bars are folded there from the shorter ones
+(consumers.aggregate.bars_table), so they need no bookkeeping of their own.
 """
 
 from __future__ import annotations
@@ -133,10 +133,6 @@ def item_to_bar(item: dict[str, Any]) -> StoredBar:
         int(item["trades"]["N"]),
         Decimal(item["notional"]["N"]),
     )
-    slots = {}
-    for minute, text in item.get("_slots", {}).get("M", {}).items():
-        trades, volume, notional = text["S"].split(",")
-        slots[int(minute)] = (int(trades), Decimal(volume), Decimal(notional))
     return StoredBar(
         symbol,
         interval,
@@ -144,7 +140,6 @@ def item_to_bar(item: dict[str, Any]) -> StoredBar:
         acc,
         {shard: position_parse(v["S"]) for shard, v in item.get("_wm", {}).get("M", {}).items()},
         set(item.get("_ids", {}).get("BS", [])),
-        slots,
         int(item["_v"]["N"]),
     )
 
@@ -164,6 +159,4 @@ def bar_to_item(bar: StoredBar, updated_at: int) -> dict[str, Any]:
         item["_wm"] = {"M": {shard: {"S": position_text(p)} for shard, p in bar.watermarks.items()}}
     if bar.id_hashes:
         item["_ids"] = {"BS": sorted(bar.id_hashes)}
-    if bar.slots:
-        item["_slots"] = {"M": {str(m): {"S": f"{t},{v},{pv}"} for m, (t, v, pv) in bar.slots.items()}}
     return item

@@ -7,11 +7,12 @@ Exactly-once effect rests on three facts kept in the ledger (consumers.aggregate
 - each 1m bar keeps hashes of the tick ids it took (`_ids`): the same tick sent again in
   another record is skipped; a tick's id always falls in its own 1m bar, so that is where the
   bar can look it up, however late the copy arrives (up to MAX_IDS_PER_BAR ids per bar);
-- bars of longer intervals are built from shorter bars (1m -> 5m, 5m -> 1h, 1h -> 1d), one
-  slot per shorter bar, so folding the same bar in twice changes nothing. A minute whose ticks
-  come again after this shard wrote them (a retry after a crash or fault between two writes, a
-  replay) is folded into its longer bars, projections and S3 rows once more
-  (WindowState.refold): what the crash left unwritten is written then.
+- bars of longer intervals are folded whole from the published shorter bars in them (1m -> 5m,
+  5m -> 1h, 1h -> 1d), read together, and versioned by the sum of their versions: folding again
+  changes nothing, and a fold is only written over an older one. A minute whose ticks come again
+  after this shard wrote them (a retry after a crash or fault between two writes, a replay) is
+  folded into its longer bars and S3 rows once more (WindowState.refold): what the crash left
+  unwritten is written then.
 A redrive (`tickstream redrive`) brings back records Lambda discarded: below the watermarks, a
 tick's id alone decides, and a tick without one is left out and counted, never risked twice.
 Known limit: two copies of one tick sent to two different shards (partition keys other than
@@ -22,7 +23,6 @@ or a copy arriving after the first one's bar was written, are dropped.
 from __future__ import annotations
 
 import base64
-import functools
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, localcontext
 from hashlib import blake2b
 from itertools import islice, repeat
-from operator import floordiv, gt, itemgetter, mul, sub
+from operator import attrgetter, floordiv, gt, itemgetter, mul, sub
 from typing import Any
 
 from market.bars import BASE_INTERVAL, EXACT, INTERVAL_SECONDS, BarAccumulator, TickKey
@@ -442,7 +442,6 @@ class StoredBar:
     acc: BarAccumulator | None = None
     watermarks: dict[str, Position] = field(default_factory=dict)
     id_hashes: set[bytes] = field(default_factory=set)
-    slots: dict[int, tuple[int, Decimal, Decimal]] = field(default_factory=dict)
     version: int = 0
 
 
@@ -485,26 +484,22 @@ def ids_beyond_cap(stored: StoredBar, partial: PartialMinute) -> int:
     return max(0, new - max(0, MAX_IDS_PER_BAR - len(stored.id_hashes)))
 
 
-def fold_child(stored: StoredBar, child: StoredBar) -> bool:
-    """Puts a shorter bar into its slot of a longer bar; False when that slot already holds it.
+def fold_children(symbol: str, interval: str, start: int, children: Iterable[StoredBar]) -> StoredBar:
+    """A longer bar made whole from every shorter bar in it, versioned by the sum of their versions.
 
-    A bar only ever gains ticks, so the snapshot with more trades is the newer one.
+    A shorter bar only gains ticks, and each change raises its version, so a fold read after
+    another holds at least what that one holds, and a larger sum means a later read.
     """
-    if child.acc is None:
-        return False
-    snapshot = (child.acc.trades, child.acc.volume, child.acc.notional)
-    previous = stored.slots.get(child.start)
-    if previous is not None and previous[0] >= snapshot[0]:
-        return False
-    stored.slots[child.start] = snapshot
-    if stored.acc is None:
-        stored.acc = replace(child.acc)
-    else:
-        stored.acc.merge_extremes(child.acc)
-    stored.acc.trades = sum(s[0] for s in stored.slots.values())
-    stored.acc.volume = functools.reduce(EXACT.add, (s[1] for s in stored.slots.values()), Decimal(0))
-    stored.acc.notional = functools.reduce(EXACT.add, (s[2] for s in stored.slots.values()), Decimal(0))
-    return True
+    bar = StoredBar(symbol, interval, start)
+    for child in sorted(children, key=attrgetter("start")):
+        if child.acc is None:
+            continue
+        if bar.acc is None:
+            bar.acc = replace(child.acc)
+        else:
+            bar.acc.merge(child.acc)
+        bar.version += child.version
+    return bar
 
 
 def id_hashes_to_json(hashes: Iterable[bytes]) -> list[str]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from consumers.aggregate.bars_table import BarsTableError
 from consumers.aggregate.data_lake import bar_row
 from consumers.aggregate.ledger import LedgerError, VersionConflict
 from consumers.aggregate.logic import (
@@ -23,7 +24,7 @@ from consumers.aggregate.logic import (
     accumulate,
     apply_partial,
     explode,
-    fold_child,
+    fold_children,
     ids_beyond_cap,
     position_text,
 )
@@ -31,8 +32,9 @@ from market.bars import BASE_INTERVAL, INTERVAL_SECONDS, Bar, bucket_start
 
 # Tries of one bar's read-merge-write when another writer keeps changing it underneath.
 MAX_CONFLICT_RETRIES = 5
-# Most shorter bars one ledger item folds (an hour of minutes), so no item grows with the day.
-MAX_SLOTS = 60
+# Most shorter bars one longer bar is folded from (an hour of minutes), so a fold reads ~4 KB
+# whatever the time of day.
+MAX_CHILDREN = 60
 
 
 class LedgerStore(Protocol):
@@ -53,6 +55,10 @@ class PublicBars(Protocol):
     """What the service needs of the bars table (consumers.aggregate.bars_table.BarsTable)."""
 
     def put_projections(self, bars: Iterable[StoredBar], updated_at: int) -> int: ...
+
+    def put_projection(self, bar: StoredBar, updated_at: int) -> bool: ...
+
+    def bars_between(self, symbol: str, interval: str, first: int, last: int) -> list[StoredBar]: ...
 
 
 class Lake(Protocol):
@@ -86,10 +92,10 @@ class FlushReport:
 
 def child_interval(interval: str, intervals: Sequence[str]) -> str:
     """The shorter bars a longer one is folded from: the longest configured interval dividing it
-    in at most MAX_SLOTS parts (1m -> 5m, 5m -> 1h, 1h -> 1d by default), else 1m.
+    in at most MAX_CHILDREN parts (1m -> 5m, 5m -> 1h, 1h -> 1d by default), else 1m.
 
-    Folding from bars rather than minutes keeps each ledger item at a few dozen slots (1,440
-    minutes would make a 1d item ~60 KB, rewritten every window).
+    Folding from bars rather than minutes keeps each fold's read at a few dozen items (1,440
+    minutes would make a 1d fold read ~250 KB every window).
     """
     seconds = INTERVAL_SECONDS[interval]
     candidates = [
@@ -97,7 +103,7 @@ def child_interval(interval: str, intervals: Sequence[str]) -> str:
         for shorter in intervals
         if INTERVAL_SECONDS[shorter] < seconds
         and seconds % INTERVAL_SECONDS[shorter] == 0
-        and seconds // INTERVAL_SECONDS[shorter] <= MAX_SLOTS
+        and seconds // INTERVAL_SECONDS[shorter] <= MAX_CHILDREN
     ]
     return max(candidates, key=INTERVAL_SECONDS.__getitem__, default=BASE_INTERVAL)
 
@@ -128,8 +134,8 @@ class Aggregator:
         return taken, self.flush(shard_id, state, redrive=True)
 
     def flush(self, shard_id: str, state: WindowState, *, redrive: bool = False) -> FlushReport:
-        """Writes each bar the window touched once: 1m bars first, then each longer interval folded
-        from its child interval's bars, all in the ledger; then their projections and S3 rows."""
+        """Writes each bar the window touched once: 1m bars in the ledger, then their projections,
+        then each longer interval folded from its child interval's projections; then S3 rows."""
         report = FlushReport()
         now = time.time()
         minute_keys = sorted(state.minutes.keys() | state.refold)
@@ -165,26 +171,18 @@ class Aggregator:
                 report.failed_minutes.append((symbol, minute))
                 continue
             minutes.append(bar)
+        # After the ledger: a crash before this point leaves projections a retry writes again.
+        self._bars.put_projections(minutes, int(now))
         touched = list(minutes)
         by_interval = {BASE_INTERVAL: minutes}
         for interval in self._config.intervals:
             if interval == BASE_INTERVAL:
                 continue
-            groups: defaultdict[tuple[str, int], list[StoredBar]] = defaultdict(list)
-            for child in by_interval[child_interval(interval, self._config.intervals)]:
-                groups[(child.symbol, bucket_start(child.start * 1000, interval))].append(child)
-            longer = self._ledger.get_bars([(s, interval, start) for s, start in groups])
-            written = []
-            for (symbol, start), group in sorted(groups.items()):
-
-                def fold(bar: StoredBar, group: list[StoredBar] = group) -> bool:
-                    return any([fold_child(bar, c) for c in group])  # noqa: C419 - fold every child
-
-                written.append(self._write_with_retry(longer[(symbol, interval, start)], fold, now, report))
-            by_interval[interval] = written
-            touched += written
-        # After the ledger: a crash before this point leaves projections a retry writes again.
-        self._bars.put_projections(touched, int(now))
+            child = child_interval(interval, self._config.intervals)
+            parents = sorted({(c.symbol, bucket_start(c.start * 1000, interval)) for c in by_interval[child]})
+            folded = [self._fold(symbol, interval, start, child, now, report) for symbol, start in parents]
+            by_interval[interval] = folded
+            touched += folded
         if state.last is not None:
             rows = [
                 bar_row(Bar.of(bar.symbol, bar.interval, bar.start, bar.acc), bar.version, int(now))
@@ -193,6 +191,25 @@ class Aggregator:
             ]
             self._lake.put_window_rows(shard_id, position_text(state.last), rows)
         return report
+
+    def _fold(
+        self, symbol: str, interval: str, start: int, child: str, now: float, report: FlushReport
+    ) -> StoredBar:
+        """Folds a longer bar from its shorter bars and writes it unless the table holds this fold
+        or a later one. A refusal may come from a fold whose read interleaved with ours, so the
+        bar is read and folded again until its sum of versions stops growing: that read came after
+        every refused writer's, and holds everything they and we wrote."""
+        last = start + INTERVAL_SECONDS[interval] - 1
+        refused = -1
+        for _ in range(MAX_CONFLICT_RETRIES):
+            bar = fold_children(symbol, interval, start, self._bars.bars_between(symbol, child, start, last))
+            if bar.acc is None or bar.version <= refused:
+                return bar
+            if self._bars.put_projection(bar, int(now)):
+                report.bars_written += 1
+                return bar
+            refused = bar.version
+        raise BarsTableError(f"{symbol} {interval} {start}: folds still growing after retries")
 
     def _write_with_retry(
         self, bar: StoredBar, merge: Callable[[StoredBar], bool], now: float, report: FlushReport

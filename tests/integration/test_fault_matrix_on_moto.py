@@ -76,13 +76,12 @@ class FaultStack:
 
 
 # Every kind of DynamoDB and S3 call a consume run makes on the ledger, the bars, the rows and
-# the runner's checkpoints. Query is the chart builder's: the aggregator itself never queries,
-# and it never reads the bars table or the data bucket.
+# the runner's checkpoints. The aggregator never reads the data bucket.
 CALLS = [
     "dynamodb:BatchGetItem:ledger",  # aggregator: bookkeeping, then the bars to merge into
     "dynamodb:PutItem:ledger",  # aggregator: conditional ledger writes
-    "dynamodb:PutItem:bars",  # aggregator: the projections users read
-    "dynamodb:Query:bars",  # chart builder: the bars of a chart
+    "dynamodb:PutItem:bars",  # aggregator: the bars users read, 1m projections and longer folds
+    "dynamodb:Query:bars",  # aggregator: the shorter bars of a fold; chart builder: a chart's bars
     "s3:PutObject:data",  # aggregator: a window's rows
     "dynamodb:GetItem:checkpoints",  # runner: where a shard resumes
     "dynamodb:PutItem:checkpoints",  # runner: a batch or a window done

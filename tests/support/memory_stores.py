@@ -89,17 +89,23 @@ class MemoryBars:
         self.counter = counter or WriteCounter()
 
     def put_projections(self, bars: Iterable[StoredBar], updated_at: int) -> int:
-        landed = 0
-        for bar in bars:
-            if bar.acc is None:
-                continue
-            self.counter.write()
-            key = (bar.symbol, bar.interval, bar.start)
-            current = self.items.get(key)
-            if current is None or current.version < bar.version:
-                self.items[key] = StoredBar(*key, copy.deepcopy(bar.acc), version=bar.version)
-                landed += 1
-        return landed
+        return sum(self.put_projection(bar, updated_at) for bar in bars if bar.acc is not None)
+
+    def put_projection(self, bar: StoredBar, updated_at: int) -> bool:
+        self.counter.write()
+        key = (bar.symbol, bar.interval, bar.start)
+        current = self.items.get(key)
+        if current is not None and current.version >= bar.version:
+            return False
+        self.items[key] = StoredBar(*key, copy.deepcopy(bar.acc), version=bar.version)
+        return True
+
+    def bars_between(self, symbol: str, interval: str, first: int, last: int) -> list[StoredBar]:
+        return [
+            copy.deepcopy(bar)
+            for (s, i, start), bar in sorted(self.items.items())
+            if s == symbol and i == interval and first <= start <= last
+        ]
 
 
 class MemoryDataLake:

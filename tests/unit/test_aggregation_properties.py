@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 from decimal import Decimal
 
@@ -10,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumers.aggregate.ledger import LedgerError
-from consumers.aggregate.logic import MAX_IDS_PER_BAR, RawRecord, WindowState
+from consumers.aggregate.logic import MAX_IDS_PER_BAR, RawRecord, StoredBar, WindowState, fold_children
 from consumers.aggregate.service import Aggregator, AggregatorConfig
-from market.bars import DEFAULT_INTERVALS
+from market.bars import DEFAULT_INTERVALS, BarAccumulator, bucket_start
 from market.kpl_records import AggregateBuilder
 from market.ticks import Tick, encode_tick
 from tests.support.memory_stores import MemoryDataLake, MemoryLedger
@@ -134,11 +135,13 @@ def test_writes_per_window_are_the_bars_touched_whatever_the_tick_count() -> Non
     for start in range(0, len(records), 500):
         aggregator.take(SHARD, records[start : start + 500], state)
     report = aggregator.flush(SHARD, state)
-    # 10,000 ticks of 2 symbols within one minute: 2 symbols x 4 intervals = 8 bars, 8 writes;
-    # in S3 one object per interval, whatever the symbols; each minute's bookkeeping read once,
-    # not once per batch.
+    # 10,000 ticks of 2 symbols within one minute: 2 symbols x 4 intervals = 8 bars, 10 writes
+    # (the two 1m bars' ledger items, then the 8 bars users read); in S3 one object per interval,
+    # whatever the symbols; each minute's bookkeeping read once, not once per batch.
     assert table.bookkeeping_reads == 2
-    assert report.bars_written == table.puts == len(table.projections.items) == 8
+    assert table.puts == 2
+    assert report.bars_written == len(table.projections.items) == 8
+    assert table.counter.writes == 10
     assert len(lake.objects) == 4
 
 
@@ -166,3 +169,62 @@ def test_tick_ids_beyond_the_per_bar_cap_are_reported_not_silent() -> None:
     # The bar has room for 100 more ids: of the next 300 new ones, 200 are not remembered.
     assert window(MAX_IDS_PER_BAR, 300) == 200
     assert window(MAX_IDS_PER_BAR + 300, 10) == 10
+
+
+def test_a_fold_refused_by_one_from_an_interleaved_read_is_folded_again() -> None:
+    """Two folds of one 5m bar whose reads of its 1m bars interleave can carry the same sum of
+    versions and different bars; the refused writer reads again, so the 5m bar ends up holding
+    every 1m bar's ticks, not the other writer's stale fold."""
+    table, lake = MemoryLedger(), MemoryDataLake()
+    aggregator = Aggregator(table, table.projections, lake, AggregatorConfig(("1m", "5m"), 60_000))
+    five = bucket_start(BASE_MS, "5m") * 1000
+
+    def window(first_sequence: int, *offsets_ms: int) -> None:
+        state = WindowState()
+        records = [
+            RawRecord(
+                SHARD,
+                str(first_sequence + i),
+                ARRIVAL_MS,
+                "k",
+                encode_tick(
+                    Tick("AAPL", Decimal(10 + i), Decimal(1), five + offset, f"r{first_sequence + i}")
+                ),
+            )
+            for i, offset in enumerate(offsets_ms)
+        ]
+        aggregator.take(SHARD, records, state)
+        assert aggregator.flush(SHARD, state).failed_minutes == []
+
+    window(1000, 0, 60_000)  # the 1m bars at 0 and 60 s, version 1 each; the 5m bar, version 2
+    start = five // 1000
+    bars = table.projections
+    stale_second = copy.deepcopy(bars.items[("AAPL", "1m", start + 60)])
+    # Another writer took a tick into the second minute and folded the 5m bar reading the first
+    # minute before this writer's next window: its fold has versions 1 + 2 = 3.
+    second = bars.items[("AAPL", "1m", start + 60)]
+    assert second.acc is not None
+    second.acc.merge(BarAccumulator.of_tick(Decimal(99), Decimal(1), (five + 61_000, 9, 0)))
+    second.version = 2
+    bars.items[("AAPL", "5m", start)] = fold_children(
+        "AAPL", "5m", start, [bars.items[("AAPL", "1m", start)], second]
+    )
+    # This writer's fold reads the first minute after its own write (version 2) and the second
+    # before the other writer's (version 1): 2 + 1 = 3 as well, refused.
+    real_read = bars.bars_between
+    reads: list[int] = []
+
+    def interleaved(symbol: str, interval: str, first: int, last: int) -> list[StoredBar]:
+        found = real_read(symbol, interval, first, last)
+        if not reads:
+            found = [b if b.start != start + 60 else stale_second for b in found]
+        reads.append(sum(b.version for b in found))
+        return found
+
+    bars.bars_between = interleaved  # type: ignore[method-assign]
+    window(2000, 1_000)
+    folded = bars.items[("AAPL", "5m", start)]
+    assert folded.acc is not None
+    assert folded.acc.trades == 4
+    assert folded.version == 4
+    assert reads == [3, 4]
