@@ -1,8 +1,10 @@
 """Data access for the data bucket: bar rows and the quarantine, the aggregator's only S3 code.
 
 Bar rows are never read back and rewritten. Each flush of a shard's window puts one immutable
-object per (interval, day) it touched, named by the shard and the position of the window's last
-tick, so a retried window writes the same keys again and the requests per window grow with
+object per (interval, day) it touched, named by the shard, the position of the window's last
+tick and a digest of the bars and versions it holds: a retry that writes the same bars writes the
+same key again, and one that writes other bars (a batch retried from its first failed record has
+the same last tick) never replaces an object holding rows it lacks. Requests per window grow with
 shards, not symbols. A bar then has one row per write, each with the bar's `version` (the
 bars-table item's version, which only grows): its latest row is the one with the highest
 version (README, "The data bucket"). Quarantine objects are keyed by record position.
@@ -16,6 +18,7 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
+from hashlib import blake2b
 from typing import Any
 
 import orjson
@@ -39,9 +42,15 @@ def day_of(epoch_seconds: int) -> str:
 BARS_PREFIX = "bars/"
 
 
-def bar_rows_key(interval: str, day: str, shard_id: str, window: str) -> str:
-    """Hive-style partitions (interval, date) that DuckDB and Athena prune on, then the writer."""
-    return f"{BARS_PREFIX}interval={interval}/date={day}/shard={shard_id}/{window}.jsonl.gz"
+def bar_rows_key(interval: str, day: str, shard_id: str, window: str, rows: Iterable[dict[str, Any]]) -> str:
+    """Hive-style partitions (interval, date) that DuckDB and Athena prune on, then the writer and
+    what it wrote."""
+    digest = blake2b(digest_size=8)
+    for symbol, start, version in sorted((r["symbol"], r["start"], r["version"]) for r in rows):
+        digest.update(f"{symbol}|{start}|{version}\n".encode())
+    return (
+        f"{BARS_PREFIX}interval={interval}/date={day}/shard={shard_id}/{window}-{digest.hexdigest()}.jsonl.gz"
+    )
 
 
 def rejected_key(rejection: Rejection) -> str:
@@ -108,7 +117,8 @@ class DataLake:
             group.sort(key=lambda row: (row["symbol"], row["start"]))
             lines = b"".join(orjson.dumps(row, default=_decimal_as_number) + b"\n" for row in group)
             body = gzip.compress(lines, GZIP_LEVEL, mtime=0)
-            self._put(bar_rows_key(interval, day, shard_id, window), body, "application/x-ndjson", "gzip")
+            key = bar_rows_key(interval, day, shard_id, window, group)
+            self._put(key, body, "application/x-ndjson", "gzip")
         return len(grouped)
 
     def latest_rows(self) -> dict[tuple[str, str, int], dict[str, Any]]:

@@ -124,13 +124,12 @@ class MemoryDataLake:
 
     def put_window_rows(self, shard_id: str, window: str, rows: Iterable[dict[str, Any]]) -> int:
         """The objects DataLake puts, keyed as it keys them: one write per (interval, day)."""
-        grouped: dict[str, list[dict[str, Any]]] = {}
+        grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for row in rows:
-            key = bar_rows_key(row["interval"], day_of(row["start"]), shard_id, window)
-            grouped.setdefault(key, []).append(row)
-        for key, group in sorted(grouped.items()):
+            grouped.setdefault((row["interval"], day_of(row["start"])), []).append(row)
+        for (interval, day), group in sorted(grouped.items()):
             self.counter.write()
-            self.objects[key] = group
+            self.objects[bar_rows_key(interval, day, shard_id, window, group)] = group
         return len(grouped)
 
     def latest_rows(self) -> dict[tuple[str, str, int], dict[str, Any]]:

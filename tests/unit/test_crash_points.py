@@ -24,6 +24,7 @@ from tickstream.bars_reference import ReferenceBar, ReferenceTick, public_values
 BASE_MS = 1_795_000_020_000  # 00:47:00 on a day: windows cross a 5m and a 1h boundary below
 SHARD = "shardId-000000000000"
 ARRIVAL_MS = BASE_MS + 10 * 60_000  # after every tick's event time
+CONFIG = AggregatorConfig(DEFAULT_INTERVALS, 60_000)
 
 
 def _dataset() -> tuple[list[list[RawRecord]], dict[tuple[str, str, int], ReferenceBar]]:
@@ -160,3 +161,39 @@ def test_a_final_invoke_retried_with_the_state_before_it_gives_the_bars_of_no_ki
         assert stored == expected, f"final invoke killed at write {k} of {writes}"
         rows = lake.latest_rows()
         assert {key: r["trades"] for key, r in rows.items()} == {key: v[5] for key, v in expected.items()}
+
+
+def _handle_window0(aggregator: Aggregator, records: list[RawRecord]) -> None:
+    """One batch as a window-0 mapping handles it: a failed 1m write reports the lowest record of
+    its minute (consumers.aggregate.handler), and Lambda retries from there to the same last record."""
+    while records:
+        state = WindowState()
+        aggregator.take(SHARD, records, state)
+        failed = aggregator.flush(SHARD, state).failed_minutes
+        if not failed:
+            return
+        lowest = min(state.minutes[key].low for key in failed)
+        records = [r for r in records if r.sequence >= lowest[0]]
+
+
+def test_a_batch_retried_from_its_first_failed_record_keeps_the_rows_written_before_it() -> None:
+    """The retry ends at the same last record, so its S3 objects carry the same window position
+    as the first attempt's; the rows that attempt wrote for earlier records must not be replaced."""
+    windows, expected = _dataset()
+    clean = MemoryLedger()
+    for window in windows:
+        _handle_window0(Aggregator(clean, clean.projections, MemoryDataLake(), CONFIG), window)
+    for k in range(clean.puts):
+        table, lake = MemoryLedger(), MemoryDataLake()
+        table.fail_after = k
+        aggregator = Aggregator(table, table.projections, lake, CONFIG)
+        for window in windows:
+            _handle_window0(aggregator, window)
+        stored = {
+            key: public_values(b.acc) for key, b in table.projections.items.items() if b.acc is not None
+        }
+        assert stored == expected, f"ledger put {k} failed"
+        rows = lake.latest_rows()
+        assert {key: r["trades"] for key, r in rows.items()} == {key: v[5] for key, v in expected.items()}, (
+            f"S3 rows after ledger put {k} failed"
+        )
