@@ -1,13 +1,14 @@
 """`make cost`: what a million ticks costs on AWS, from a simulated day at 8, 100 and 1,000 symbols.
 
-Each scale is a full day (1,440 windows of 60 s) at about 1,000 ticks/s in total, run through
-the product's aggregator and chart builder on metered in-memory clients (bench.cost_day,
-bench.aws_meter): request counts, item sizes and request units are exact for the day; Lambda
+Each scale is a full day (1,440 windows of 60 s, the template's default) at about 1,000 ticks/s
+in total, run through the product's aggregator and chart builder on metered in-memory clients
+(bench.cost_day, bench.aws_meter): request counts, item sizes and request units are exact for the day; Lambda
 GB-seconds come from this machine's durations. The scales run two at a time, one per core.
 
     python -m bench.cost [SYMBOLS ...]     # default: 8 100 1000
     COST_WINDOWS=30 python -m bench.cost   # the day's first 30 windows only (say so when quoting)
     COST_CHART_REFRESH_MINUTES=15 python -m bench.cost 1000   # the template's ChartRefreshMinutes
+    COST_WINDOW_SECONDS=300 python -m bench.cost 1000   # the template's TumblingWindowSeconds
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bench.cost_day import (
     DAY_WINDOWS,
     KINESIS_SHARDS,
     SITE_BUCKET,
+    WINDOW_S,
     DayResult,
     kinesis_put_units,
     lambda_gb_seconds,
@@ -55,7 +57,7 @@ def _usage(result: DayResult, scope: str) -> Usage:
 def dollars(result: DayResult) -> dict[str, float]:
     """Each term's cost for the day, in USD."""
     aggregator, charts = _usage(result, "aggregator"), _usage(result, "charts")
-    hours = result.windows * 60 / 3600
+    hours = result.windows * WINDOW_S / 3600
     return {
         "Kinesis shard-hours": KINESIS_SHARDS * hours * KINESIS_SHARD_HOUR,
         "Kinesis PUT payload units": kinesis_put_units(result) / 1e6 * KINESIS_PER_MILLION_PUT_UNITS,
@@ -173,7 +175,8 @@ def main() -> None:
             print(f"  {what}: {cost:.4f}")
         print(f"  largest items: {result.max_item}")
     method = (
-        f"{_span(windows)} (windows of 60 s, about 1,000 ticks/s in total) per scale, "
+        f"{_span(windows)} (windows of {WINDOW_S} s, TumblingWindowSeconds, COST_WINDOW_SECONDS; "
+        "about 1,000 ticks/s in total) per scale, "
         "the product's aggregator and chart builder (with its one-minute sweep; "
         f"ChartRefreshMinutes={CHART_REFRESH_MINUTES}, COST_CHART_REFRESH_MINUTES) "
         "on metered in-memory DynamoDB and S3 clients "
@@ -193,13 +196,16 @@ def main() -> None:
 def _section(windows: int) -> tuple[str, str]:
     """Its own section for each span and chart refresh, so that a shortened or variant run never
     replaces the whole day's figures."""
-    if windows == DAY_WINDOWS and CHART_REFRESH_MINUTES == 1:
+    if windows == DAY_WINDOWS and CHART_REFRESH_MINUTES == 1 and WINDOW_S == 60:
         return "cost", "Cost per million ticks, a simulated day"
     section = "cost" if windows == DAY_WINDOWS else f"cost-first-{windows}-windows"
     title = "a simulated day" if windows == DAY_WINDOWS else f"the first {windows} windows of a simulated day"
     if CHART_REFRESH_MINUTES != 1:
         section += f"-refresh-{CHART_REFRESH_MINUTES}"
         title += f", ChartRefreshMinutes={CHART_REFRESH_MINUTES}"
+    if WINDOW_S != 60:
+        section += f"-window-{WINDOW_S}"
+        title += f", TumblingWindowSeconds={WINDOW_S}"
     return section, f"Cost per million ticks, {title}"
 
 

@@ -71,6 +71,7 @@ from consumers.local_runner.events import (
 )
 from consumers.local_runner.invoker import LocalContext, captured_output
 from consumers.local_runner.schedules import ScheduledTarget
+from consumers.local_runner.shard_processor import MAX_STATE_BYTES
 from market.bars import DEFAULT_INTERVALS
 from market.kpl_records import AggregateBuilder
 from market.tick_batches import TickColumns
@@ -79,8 +80,12 @@ from producer.shard_map import MAX_HASH_KEY, ShardMap, ShardRange
 
 DEMO_SYMBOLS = ["AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META", "TSLA", "JPM"]
 RATE = 1_000  # ticks per second, across all symbols
-WINDOW_S = 60  # the template's TumblingWindowSeconds default
-DAY_WINDOWS = 1_440
+# The template's TumblingWindowSeconds (default 60), unless COST_WINDOW_SECONDS says otherwise.
+WINDOW_S = int(os.environ.get("COST_WINDOW_SECONDS", "60"))
+if WINDOW_S < 60 or WINDOW_S > 900 or WINDOW_S % 60:
+    raise ValueError(f"COST_WINDOW_SECONDS={WINDOW_S}: whole minutes from 60 to 900 (the template's range)")
+SWEEP_S = 60  # the chart builder's Sweep schedule, rate(1 minute)
+DAY_WINDOWS = 86_400 // WINDOW_S
 KINESIS_SHARDS = 4
 # producer.pipeline.DEFAULT_LINGER_S: an aggregate goes out 100 ms after it opened.
 LINGER_MS = 100
@@ -575,7 +580,8 @@ def simulate_day(
 def _unsampled_window(
     result: DayResult, aggregator: Aggregator, columns: Columns, shard_id: str, records: list[KinesisRecord]
 ) -> int:
-    """One shard's window through the service, its ticks handed over as columns; the ticks taken."""
+    """One shard's window through the service, its ticks handed over as columns; the ticks taken.
+    A state over Lambda's 1 MB ends the window early, as Lambda does, and the rest starts afresh."""
     state = WindowState()
     taken = 0
     for batch in batches(records):
@@ -585,13 +591,36 @@ def _unsampled_window(
         aggregator.take(shard_id, Predecoded(ticks), state)
         result.aggregator_seconds += time.perf_counter() - began
         result.aggregator_invokes += 1
+        if state_bytes(state) > MAX_STATE_BYTES:
+            _flush(result, aggregator, shard_id, state)
+            state = WindowState()
+    _flush(result, aggregator, shard_id, state)
+    return taken
+
+
+def _flush(result: DayResult, aggregator: Aggregator, shard_id: str, state: WindowState) -> None:
     began = time.perf_counter()
     flushed = aggregator.flush(shard_id, state)
     result.aggregator_seconds += time.perf_counter() - began
     result.aggregator_invokes += 1
     if flushed.failed_minutes:
         raise RuntimeError(f"bars not written: {flushed.failed_minutes[:3]}")
-    return taken
+
+
+# Upper bounds of a window state's JSON (logic.WindowState.to_json), so the exact size is
+# computed only near the limit: an id hash, and a partial minute with its 56-digit positions.
+STATE_BYTES_PER_ID = 16
+STATE_BYTES_PER_MINUTE = 640
+
+
+def state_bytes(state: WindowState) -> int:
+    """The state's size as Lambda would carry it, or a bound below MAX_STATE_BYTES when far from it."""
+    ids = sum(len(partial.id_hashes) for partial in state.minutes.values())
+    minutes = len(state.minutes) + len(state.absent) + len(state.refold)
+    bound = ids * STATE_BYTES_PER_ID + minutes * STATE_BYTES_PER_MINUTE + 256
+    if bound <= MAX_STATE_BYTES:
+        return bound
+    return len(orjson.dumps(state.to_json()))
 
 
 def _install(aggregator: Aggregator, builder: ChartBuilder, alerts: AlertService) -> None:
@@ -628,13 +657,14 @@ def _charts_window(
             charts.handler.handler(event, _charts_context())
         result.charts_seconds += time.perf_counter() - began - (renderer.drawn_seconds - drawn_before)
         result.charts_invokes += 1
-    # The one-minute sweep, at the window's end: draws what the batches left waiting and is due.
-    drawn_before = renderer.drawn_seconds
-    began = time.perf_counter()
-    with _quiet():
-        charts.handler.handler(SWEEP.event(window_start + WINDOW_S), _charts_context())
-    result.charts_seconds += time.perf_counter() - began - (renderer.drawn_seconds - drawn_before)
-    result.charts_invokes += 1
+    # The one-minute sweeps of the window, the last at its end: each draws what waits and is due.
+    for at in range(window_start + SWEEP_S, window_start + WINDOW_S + 1, SWEEP_S):
+        drawn_before = renderer.drawn_seconds
+        began = time.perf_counter()
+        with _quiet():
+            charts.handler.handler(SWEEP.event(at), _charts_context())
+        result.charts_seconds += time.perf_counter() - began - (renderer.drawn_seconds - drawn_before)
+        result.charts_invokes += 1
     return sequence
 
 
@@ -654,7 +684,7 @@ def _sampled_window(
 ) -> tuple[float, int]:
     """One shard's window through the real handler, on real KPL records; checks and times the decode."""
     state: dict[str, Any] = {}
-    for batch in [*batches(records), []]:
+    for batch in batches(records):
         source = [
             SourceRecord(
                 shard_id,
@@ -665,32 +695,48 @@ def _sampled_window(
             )
             for r in batch
         ]
-        if source:
-            raw = [
-                RawRecord(s.shard_id, s.sequence_number, int(s.arrival * 1000), s.partition_key, s.data)
-                for s in source
-            ]
-            began = time.perf_counter()
-            decoded, rejected = _real_explode(raw)
-            decode_seconds += time.perf_counter() - began
-            decode_ticks += len(decoded)
-            expected = columns.shard_ticks(batch)
-            if rejected or decoded != expected:
-                raise RuntimeError("the decoded KPL records differ from the generated ticks")
-        event = window_event(
-            mapping, shard_id, source, window_start, state, final=not source, terminated_early=False
-        )
+        raw = [
+            RawRecord(s.shard_id, s.sequence_number, int(s.arrival * 1000), s.partition_key, s.data)
+            for s in source
+        ]
         began = time.perf_counter()
-        with _quiet():
-            response = consumers.aggregate.handler.handler(
-                event, LocalContext("aggregator", "arn", AGGREGATOR_MEMORY_MB, 60)
-            )
-        result.aggregator_seconds += time.perf_counter() - began
-        result.aggregator_invokes += 1
-        if len(orjson.dumps(response["state"])) > 1024 * 1024:
-            raise RuntimeError("window state over 1 MB: Lambda would end the window early")
-        state = response["state"]
+        decoded, rejected = _real_explode(raw)
+        decode_seconds += time.perf_counter() - began
+        decode_ticks += len(decoded)
+        expected = columns.shard_ticks(batch)
+        if rejected or decoded != expected:
+            raise RuntimeError("the decoded KPL records differ from the generated ticks")
+        state = _invoke_aggregator(result, mapping, shard_id, source, window_start, state, early=False)
+        if len(orjson.dumps(state)) > MAX_STATE_BYTES:  # Lambda ends the window early
+            _invoke_aggregator(result, mapping, shard_id, [], window_start, state, early=True)
+            state = {}
+    _invoke_aggregator(result, mapping, shard_id, [], window_start, state, early=False)
     return decode_seconds, decode_ticks
+
+
+def _invoke_aggregator(
+    result: DayResult,
+    mapping: Mapping,
+    shard_id: str,
+    source: list[SourceRecord],
+    window_start: int,
+    state: dict[str, Any],
+    early: bool,
+) -> dict[str, Any]:
+    """One invoke of the real handler, a final one when `source` is empty; the state it returns."""
+    event = window_event(
+        mapping, shard_id, source, window_start, state, final=not source, terminated_early=early
+    )
+    began = time.perf_counter()
+    with _quiet():
+        response = consumers.aggregate.handler.handler(
+            event, LocalContext("aggregator", "arn", AGGREGATOR_MEMORY_MB, 60)
+        )
+    result.aggregator_seconds += time.perf_counter() - began
+    result.aggregator_invokes += 1
+    state = response["state"]
+    assert isinstance(state, dict)
+    return state
 
 
 def kinesis_put_units(result: DayResult) -> int:

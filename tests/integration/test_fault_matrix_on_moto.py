@@ -119,7 +119,9 @@ def fault_stack(request: pytest.FixtureRequest, local_stack: LocalStack) -> Faul
     assert stored_bars(local_stack, outputs) == expected
     assert s3_rows(local_stack, outputs.DataBucketName) == expected_rows(expected)
     stack.clean_calls.update({stack.target(c): proxy.log.calls[stack.target(c)] for c in CALLS})
-    assert min(stack.clean_calls.values()) >= ATTEMPTS, stack.clean_calls
+    # Every kind of call is made, so every kind can be faulted (the ledger is read twice: once
+    # per shard, for the minutes its first batch meets).
+    assert min(stack.clean_calls.values()) >= 2, stack.clean_calls
     return stack
 
 
