@@ -9,6 +9,7 @@ GB-seconds come from this machine's durations. The scales run two at a time, one
     COST_WINDOWS=30 python -m bench.cost   # the day's first 30 windows only (say so when quoting)
     COST_CHART_REFRESH_MINUTES=15 python -m bench.cost 1000   # the template's ChartRefreshMinutes
     COST_WINDOW_SECONDS=300 python -m bench.cost 1000   # the template's TumblingWindowSeconds
+    COST_SHARDS=8 python -m bench.cost 1000   # the template's ShardCount
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ def main() -> None:
         print(f"  largest items: {result.max_item}")
     method = (
         f"{_span(windows)} (windows of {WINDOW_S} s, TumblingWindowSeconds, COST_WINDOW_SECONDS; "
-        "about 1,000 ticks/s in total) per scale, "
+        f"{KINESIS_SHARDS} shards, COST_SHARDS; about 1,000 ticks/s in total) per scale, "
         "the product's aggregator and chart builder (with its one-minute sweep; "
         f"ChartRefreshMinutes={CHART_REFRESH_MINUTES}, COST_CHART_REFRESH_MINUTES) "
         "on metered in-memory DynamoDB and S3 clients "
@@ -206,6 +207,9 @@ def _section(windows: int) -> tuple[str, str]:
     if WINDOW_S != 60:
         section += f"-window-{WINDOW_S}"
         title += f", TumblingWindowSeconds={WINDOW_S}"
+    if KINESIS_SHARDS != 4:
+        section += f"-shards-{KINESIS_SHARDS}"
+        title += f", ShardCount={KINESIS_SHARDS}"
     return section, f"Cost per million ticks, {title}"
 
 

@@ -7,7 +7,7 @@ aggregator service (consumers.aggregate.service.Aggregator, BarsTable, DataLake)
 sets, watermarks and bar rows, and with them every item size and request, are exact.
 
 How the stream is cut, as the producer and Lambda cut it:
-- Kinesis records: per shard (symbol partition keys over 4 even shards), a record opens with a
+- Kinesis records: per shard (symbol partition keys over KINESIS_SHARDS even shards), a record opens with a
   tick and closes LINGER_MS later, as the producer's linger does; it arrives when it closes.
 - Aggregator batches: per shard, the records that arrive within MaximumBatchingWindowInSeconds
   of the batch's first one (at most BatchSize records), never spanning two 60 s tumbling
@@ -86,7 +86,8 @@ if WINDOW_S < 60 or WINDOW_S > 900 or WINDOW_S % 60:
     raise ValueError(f"COST_WINDOW_SECONDS={WINDOW_S}: whole minutes from 60 to 900 (the template's range)")
 SWEEP_S = 60  # the chart builder's Sweep schedule, rate(1 minute)
 DAY_WINDOWS = 86_400 // WINDOW_S
-KINESIS_SHARDS = 4
+# The stream's shards (the template's ShardCount), 4 unless COST_SHARDS says otherwise.
+KINESIS_SHARDS = int(os.environ.get("COST_SHARDS", "4"))
 # producer.pipeline.DEFAULT_LINGER_S: an aggregate goes out 100 ms after it opened.
 LINGER_MS = 100
 # infra/template.yaml, AggregatorFunction's Kinesis mapping and function.
