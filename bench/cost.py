@@ -3,7 +3,7 @@
 Each scale is a full day (1,440 windows of 60 s, the template's default) at about 1,000 ticks/s
 in total, run through the product's aggregator and chart builder on metered in-memory clients
 (bench.cost_day, bench.aws_meter): request counts, item sizes and request units are exact for the day; Lambda
-GB-seconds come from this machine's durations. The scales run two at a time, one per core.
+GB-seconds come from this machine's CPU time (one core). The scales run two at a time, one per core.
 
     python -m bench.cost [SYMBOLS ...]     # default: 8 100 1000
     COST_WINDOWS=30 python -m bench.cost   # the day's first 30 windows only (say so when quoting)
@@ -101,13 +101,13 @@ def rows(result: DayResult) -> list[Row]:
             f"{scale}: aggregator GB-seconds",
             lambda_gb_seconds(result.aggregator_seconds, AGGREGATOR_MEMORY_MB) * per_million,
             "per 1M ticks",
-            "this machine's durations",
+            "this machine's CPU time",
         ),
         Row(
             f"{scale}: chart builder GB-seconds",
             lambda_gb_seconds(result.charts_seconds, CHARTS_MEMORY_MB) * per_million,
             "per 1M ticks",
-            f"this machine's durations; {result.render_seconds_mean * 1000:.0f} ms per render "
+            f"this machine's CPU time; {result.render_seconds_mean * 1000:.0f} ms per render "
             f"({result.renders_drawn} drawn)",
         ),
         Row(f"{scale}: DynamoDB PutItem", aggregator.requests["PutItem"] * per_million, "per 1M ticks"),
@@ -184,7 +184,7 @@ def main() -> None:
         "(bench.cost_day, bench.aws_meter; checked against moto by "
         "tests/integration/test_cost_meter_on_moto.py). "
         "Request counts and units are exact for the windows simulated; "
-        "GB-seconds are this machine's durations. "
+        "GB-seconds are this machine's CPU time on one core (not wall time, which other processes inflate). "
         "Not included: storage, CloudWatch, the alarms and dashboard, and the stream reads Lambda makes "
         f"(free). Whole run {(time.perf_counter() - started) / 60:.0f} min."
     )
