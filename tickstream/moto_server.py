@@ -4,13 +4,24 @@ moto invokes a mapped function on every Kinesis put and DynamoDB stream write, t
 (none here), one record at a time and without Lambda's batching semantics; it logs a failure
 into the function's log group each time. `tickstream consume` is what runs the mappings
 locally, so moto keeps them as configuration only, the way DESIGN.md describes moto.
+
+moto's server also redoes per request work whose answer cannot change while it runs; a local
+replay makes tens of thousands of requests, so `speed_up_moto` keeps such answers, and stops
+Nagle's algorithm from holding each response back.
+Every response stays byte for byte what moto would send; see each patch for why.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
 from typing import Any
 
+import moto.backends
+import moto.core.responses
 from moto.awslambda.models import LambdaBackend
+from moto.core.utils import method_names_from_class
+from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.server import main
 
 
@@ -18,7 +29,27 @@ def _stored_not_run(*_args: Any, **_kwargs: Any) -> None:
     """The local runner, not moto, delivers stream records to functions."""
 
 
+def speed_up_moto() -> None:
+    """Per request costs of moto 5.2's server that a replay pays tens of thousands of times.
+
+    - Nagle's algorithm: werkzeug sends the status and headers, then the body, in two writes;
+      the body waited for the client's acknowledgement of the headers (about 4 ms a request).
+    - moto lists its package directory (os.listdir and an isdir per entry) to route every
+      request, and lists the handler class's methods with inspect.getmembers to find the
+      action: both are fixed once moto is imported.
+    """
+    MotoRequestHandler.disable_nagle_algorithm = True
+    modules = frozenset(moto.backends.list_of_moto_modules())
+
+    def list_of_moto_modules() -> Iterable[str]:
+        return modules
+
+    moto.backends.list_of_moto_modules = list_of_moto_modules
+    moto.core.responses.method_names_from_class = functools.cache(method_names_from_class)  # type: ignore[attr-defined]
+
+
 if __name__ == "__main__":
     LambdaBackend.send_kinesis_message = _stored_not_run  # type: ignore[method-assign]
     LambdaBackend.send_dynamodb_items = _stored_not_run  # type: ignore[method-assign,assignment]
+    speed_up_moto()
     main()
