@@ -2,7 +2,9 @@
 
 The handler runs in a worker thread so the timeout can be enforced; a timed-out handler cannot
 be stopped in Python and may finish its writes later, which the aggregator's bookkeeping makes
-harmless (a late write of a retried batch is a no-op).
+harmless (a late write of a retried batch is a no-op). The function's next invocation waits for
+it to end: Lambda never runs a retry beside the attempt it replaces (that one is stopped), and
+two handlers writing the same bars at once would each slow the other into its own timeout.
 """
 
 from __future__ import annotations
@@ -106,9 +108,12 @@ class InProcessInvoker:
         self._timeout_s = timeout_s
         self._environment = dict(environment)
         self.last_record: InvocationRecord | None = None
+        self._worker: threading.Thread | None = None
 
     def invoke(self, event: dict[str, Any]) -> tuple[Any, str | None]:
         """(response, None) or (None, error message), the event and response passed through JSON."""
+        if self._worker is not None:
+            self._worker.join()  # a handler that timed out, still running: its environment is busy
         payload = json.loads(json.dumps(event))
         context = LocalContext(self.function_name, self._function_arn, self._memory_mb, self._timeout_s)
         outcome: dict[str, Any] = {}
@@ -160,5 +165,7 @@ class InProcessInvoker:
         worker.start()
         worker.join(self._timeout_s)
         if worker.is_alive():
+            self._worker = worker
             return f"Task timed out after {self._timeout_s:.2f} seconds"
+        self._worker = None
         return None

@@ -375,6 +375,28 @@ def test_the_invoker_enforces_the_timeout_and_gives_a_lambda_context(
     assert error == "Task timed out after 1.00 seconds"
 
 
+def test_an_invocation_waits_for_the_handler_that_timed_out_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = tmp_path / "overrunning_handler.py"
+    module.write_text(
+        "import time\n"
+        "spans = []\n"
+        "def handler(event, context):\n"
+        "    started = time.monotonic()\n"
+        "    time.sleep(event.get('sleep', 0))\n"
+        "    spans.append((started, time.monotonic()))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    invoker = InProcessInvoker("overrunning_handler.handler", "fn", MAPPING.function.arn, 128, 1, {})
+    _, error = invoker.invoke({"sleep": 1.5})
+    assert error == "Task timed out after 1.00 seconds"
+    _, error = invoker.invoke({})
+    assert error is None
+    (_, overrun_ended), (retry_started, _) = __import__("overrunning_handler").spans
+    assert retry_started >= overrun_ended
+
+
 def test_dynamodb_stream_events_and_on_failure_records_have_their_own_shape() -> None:
     stream = "arn:aws:dynamodb:us-east-1:123456789012:table/bars/stream/2026-11-02T00:00:00.000"
     image = {"pk": {"S": "A#1m"}, "sk": {"N": "60"}}
