@@ -15,7 +15,7 @@ from charts.site_bucket import ManifestChanged, SiteError
 from consumers.aggregate.data_lake import bar_rows_key, day_of
 from consumers.aggregate.ledger import LedgerError, VersionConflict
 from consumers.aggregate.logic import MinuteBookkeeping, MinuteKey, Rejection, StoredBar
-from market.bars import BASE_INTERVAL
+from market.bars import BASE_INTERVAL, INTERVAL_SECONDS
 
 
 class ProcessKilled(BaseException):
@@ -87,6 +87,7 @@ class MemoryBars:
     def __init__(self, counter: WriteCounter | None = None) -> None:
         self.items: dict[tuple[str, str, int], StoredBar] = {}
         self.counter = counter or WriteCounter()
+        self.queries = 0
 
     def put_projections(self, bars: Iterable[StoredBar], updated_at: int) -> int:
         return sum(self.put_projection(bar, updated_at) for bar in bars if bar.acc is not None)
@@ -101,11 +102,10 @@ class MemoryBars:
         return True
 
     def bars_between(self, symbol: str, interval: str, first: int, last: int) -> list[StoredBar]:
-        return [
-            copy.deepcopy(bar)
-            for (s, i, start), bar in sorted(self.items.items())
-            if s == symbol and i == interval and first <= start <= last
-        ]
+        self.queries += 1
+        span = INTERVAL_SECONDS[interval]
+        keys = ((symbol, interval, start) for start in range(first - first % span, last + 1, span))
+        return [copy.deepcopy(self.items[key]) for key in keys if key in self.items and key[2] >= first]
 
 
 class MemoryDataLake:

@@ -7,17 +7,21 @@ import copy
 import itertools
 from decimal import Decimal
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumers.aggregate.ledger import LedgerError
 from consumers.aggregate.logic import MAX_IDS_PER_BAR, RawRecord, StoredBar, WindowState, fold_children
 from consumers.aggregate.service import Aggregator, AggregatorConfig
+from consumers.local_runner.shard_processor import MAX_STATE_BYTES
 from market.bars import DEFAULT_INTERVALS, BarAccumulator, bucket_start
 from market.kpl_records import AggregateBuilder
 from market.ticks import Tick, encode_tick
 from tests.support.memory_stores import MemoryDataLake, MemoryLedger
 from tickstream.bars_reference import ReferenceTick, public_values, reference_bars
+from tickstream.settings import TEMPLATE_PATH
+from tickstream.stack import load_template
 
 BASE_MS = 1_795_000_000_000
 # Every record reaches the stream after the last tick's event time (tick_strategy's 3 hours).
@@ -228,3 +232,35 @@ def test_a_fold_refused_by_one_from_an_interleaved_read_is_folded_again() -> Non
     assert folded.acc.trades == 4
     assert folded.version == 4
     assert reads == [3, 4]
+
+
+# DynamoDB's typical latency for a PutItem or Query from Lambda in the same region, a few ms.
+REQUEST_S = 0.005
+
+
+def test_the_fullest_window_a_final_invoke_writes_fits_the_aggregator_timeout() -> None:
+    """Lambda ends a window whose state passes 1 MB, so that bounds what a final invoke writes.
+    The costliest window (one tick in each minute, each minute in its own 5m, 1h and 1d bar as
+    far as the calendar allows, as a backfill of sparse symbols gives) at REQUEST_S a request
+    takes at most half the template's aggregator Timeout."""
+    table, lake = MemoryLedger(), MemoryDataLake()
+    aggregator = Aggregator(table, table.projections, lake, AggregatorConfig(DEFAULT_INTERVALS, 60_000))
+    state = WindowState()
+    sequence = 1000
+    for _ in range(100):
+        if len(orjson.dumps(state.to_json())) > MAX_STATE_BYTES:
+            break
+        records = []
+        for _ in range(100):
+            sequence += 1
+            ts_ms = BASE_MS + sequence * 5 * 60_000  # every fifth minute: a 5m bar per minute
+            tick = Tick(f"S{sequence % 50}", Decimal("12.34"), Decimal(7), ts_ms, f"f{sequence}")
+            records.append(RawRecord(SHARD, str(sequence), ts_ms + 1000, "k", encode_tick(tick)))
+        aggregator.take(SHARD, records, state)
+    assert len(orjson.dumps(state.to_json())) > MAX_STATE_BYTES
+    assert aggregator.flush(SHARD, state).failed_minutes == []
+    requests = table.counter.writes + table.projections.queries + len(lake.objects)
+    requests += -(-len(state.minutes) // 100) * 2  # the bookkeeping and bar reads, 100 keys a call
+    timeout_s = load_template(TEMPLATE_PATH)["Resources"]["AggregatorFunction"]["Properties"]["Timeout"]
+    assert len(state.minutes) > 2_000
+    assert requests * REQUEST_S <= timeout_s / 2, (requests, timeout_s)
