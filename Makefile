@@ -83,7 +83,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 # A day of event time for 8 symbols replayed locally: produce into moto, time `consume --until-idle`
-# (about 15 minutes with today's storage).
+# (about 7.5 minutes; BENCHMARKS.md).
 bench-replay: $(STAMP)
 	TICKSTREAM_BENCH_REPLAY=1 $(BIN)/python -m bench.run
 
