@@ -44,7 +44,8 @@ def item_bytes(item: dict[str, Any]) -> int:
 
 
 # The parameters that name what a call touches: a table, an object, a stream, an SSM parameter, a secret.
-RESOURCE_PARAMETERS = ("TableName", "Bucket", "Key", "StreamName", "Name", "SecretId")
+# ConsistentRead tells the aggregator's Query of the bars table (a fold) from the chart builder's.
+RESOURCE_PARAMETERS = ("TableName", "Bucket", "Key", "StreamName", "Name", "SecretId", "ConsistentRead")
 
 
 def _resource_params(params: dict[str, Any]) -> dict[str, Any]:
