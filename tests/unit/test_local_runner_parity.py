@@ -7,6 +7,7 @@ guide (also the sample Powertools tests against).
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -348,22 +349,28 @@ def test_events_have_the_shape_of_a_recorded_lambda_event() -> None:
     assert keys_of(ours) == keys_of(recorded) | {"state": {"a": "int"}}
 
 
+def _handler_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str) -> str:
+    """A handler module importable for this test only; its handler's path for the invoker."""
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return f"{name}.handler"
+
+
 def test_the_invoker_enforces_the_timeout_and_gives_a_lambda_context(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    module = tmp_path / "slow_handler.py"
-    module.write_text(
+    handler = _handler_module(
+        tmp_path,
+        monkeypatch,
+        "slow_handler",
         "import time, os\n"
         "def handler(event, context):\n"
         "    if event.get('sleep'):\n"
         "        time.sleep(event['sleep'])\n"
         "    return {'name': context.function_name, 'left': context.get_remaining_time_in_millis(),\n"
-        "            'env': os.environ.get('ONLY_IN_FUNCTION'), 'id': context.aws_request_id}\n"
+        "            'env': os.environ.get('ONLY_IN_FUNCTION'), 'id': context.aws_request_id}\n",
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    invoker = InProcessInvoker(
-        "slow_handler.handler", "fn", MAPPING.function.arn, 128, 1, {"ONLY_IN_FUNCTION": "yes"}
-    )
+    invoker = InProcessInvoker(handler, "fn", MAPPING.function.arn, 128, 1, {"ONLY_IN_FUNCTION": "yes"})
     answer, error = invoker.invoke({})
     assert error is None
     assert answer["name"] == "fn"
@@ -378,22 +385,23 @@ def test_the_invoker_enforces_the_timeout_and_gives_a_lambda_context(
 def test_an_invocation_waits_for_the_handler_that_timed_out_before_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    module = tmp_path / "overrunning_handler.py"
-    module.write_text(
+    handler = _handler_module(
+        tmp_path,
+        monkeypatch,
+        "overrunning_handler",
         "import time\n"
         "spans = []\n"
         "def handler(event, context):\n"
         "    started = time.monotonic()\n"
         "    time.sleep(event.get('sleep', 0))\n"
-        "    spans.append((started, time.monotonic()))\n"
+        "    spans.append((started, time.monotonic()))\n",
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    invoker = InProcessInvoker("overrunning_handler.handler", "fn", MAPPING.function.arn, 128, 1, {})
+    invoker = InProcessInvoker(handler, "fn", MAPPING.function.arn, 128, 1, {})
     _, error = invoker.invoke({"sleep": 1.5})
     assert error == "Task timed out after 1.00 seconds"
     _, error = invoker.invoke({})
     assert error is None
-    (_, overrun_ended), (retry_started, _) = __import__("overrunning_handler").spans
+    (_, overrun_ended), (retry_started, _) = importlib.import_module("overrunning_handler").spans
     assert retry_started >= overrun_ended
 
 
