@@ -1,4 +1,4 @@
-"""`make bench`: measures the budgets of DESIGN.md and rewrites their section of BENCHMARKS.md.
+"""`make bench`: measures the budgets of docs/contract.md and rewrites their section of BENCHMARKS.md.
 
 Each figure stands beside a baseline measured in the same run, so ratios survive a noisy,
 shared machine better than absolute numbers do.
@@ -23,16 +23,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import mplfinance as mpf
 import orjson
 import pandas as pd
 from aws_kinesis_agg.aggregator import RecordAggregator
+from botocore.config import Config
 
 from charts.builder import Chart, draw_in_parallel
 from charts.chart_data import bars_frame
 from charts.render import DPI, HEIGHT_IN, MOVING_AVERAGES, STYLE, WIDTH_IN, render_chart
+from consumers.aggregate.bars_table import PROJECTION_CONDITION
 from consumers.aggregate.logic import RawRecord, WindowState, accumulate, explode
 from market.bars import DEFAULT_INTERVALS, Bar, bars_of, bucket_start
 from market.kpl_records import DIGEST_SIZE, MAGIC, AggregateBuilder, _AggregatedRecord, decode_aggregate
@@ -401,16 +404,98 @@ def replay_rows() -> list[Row]:
             elapsed = time.perf_counter() - started
             if returncode != 0:
                 raise RuntimeError(f"consume --until-idle failed ({returncode})")
+            dynamodb = clients.client("dynamodb")
+            bars = _item_count(dynamodb, outputs.BarsTableName)
+            ledger = _item_count(dynamodb, outputs.LedgerTableName)
+            patient = clients.session.client(
+                "dynamodb",
+                endpoint_url=settings.endpoint_url,
+                config=Config(read_timeout=900, retries={"total_max_attempts": 1}),
+            )
+            put_s, transact_s = _write_costs(dynamodb, patient, outputs.BarsTableName)
         finally:
             local.stop()
+    floor = (bars + ledger) * put_s
     return [
         Row(
             "local replay: a day of 8 symbols (60,000 ticks), `consume --until-idle`",
             elapsed,
             "s",
-            "goal <= 60 after the storage redesign",
-        )
+            "goal <= 60",
+        ),
+        Row(
+            "bars the replay wrote (1m, 5m, 1h, 1d)",
+            bars,
+            "items",
+            "each a conditional PutItem at least once",
+        ),
+        Row("1m ledger items the replay wrote", ledger, "items", "each a conditional PutItem at least once"),
+        Row(
+            "conditional PutItem to the embedded moto, one at a time",
+            put_s * 1000,
+            "ms",
+            f"same server and run, after the replay; {FLOOR_PUTS:,} puts",
+        ),
+        Row(
+            "floor: one such PutItem per item written, nothing else",
+            floor,
+            "s",
+            f"replay / floor = {elapsed / floor:.1f}",
+        ),
+        Row(
+            f"one TransactWriteItems of {TRANSACT_ITEMS} conditional puts to the embedded moto",
+            transact_s,
+            "s",
+            "same server, after the replay: moto copies every table for each transaction",
+        ),
     ]
+
+
+# The scratch writes that price one conditional write on the embedded moto, after a replay.
+FLOOR_PUTS = 2_000
+TRANSACT_ITEMS = 100  # DynamoDB's limit of actions per TransactWriteItems (Developer Guide, quotas)
+
+
+def _item_count(dynamodb: Any, table: str) -> int:
+    pages = dynamodb.get_paginator("scan").paginate(TableName=table, Select="COUNT")
+    return sum(int(page["Count"]) for page in pages)
+
+
+def _write_costs(dynamodb: Any, patient: Any, bars_table: str) -> tuple[float, float]:
+    """Seconds per conditional PutItem through the replay's client, and per TransactWriteItems of
+    the most items it takes, on the server the replay filled: copies of one of its bars, with the
+    aggregator's condition, into a scratch table keyed as the bars table. The transaction goes
+    through a client that waits as long as it takes."""
+    sample = dynamodb.scan(TableName=bars_table, Limit=1)["Items"][0]
+    table = "replay-write-cost"
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+    def put(sk: int) -> dict[str, Any]:
+        return {
+            "TableName": table,
+            "Item": {**sample, "sk": {"N": str(sk)}},
+            "ConditionExpression": PROJECTION_CONDITION,
+            "ExpressionAttributeNames": {"#version": "version"},
+            "ExpressionAttributeValues": {":version": sample["version"]},
+        }
+
+    started = time.perf_counter()
+    for sk in range(FLOOR_PUTS):
+        dynamodb.put_item(**put(sk))
+    put_s = (time.perf_counter() - started) / FLOOR_PUTS
+    items = [{"Put": put(sk)} for sk in range(FLOOR_PUTS, FLOOR_PUTS + TRANSACT_ITEMS)]
+    started = time.perf_counter()
+    patient.transact_write_items(TransactItems=items)
+    transact_s = time.perf_counter() - started
+    return put_s, transact_s
 
 
 BENCH_METHOD = (
