@@ -1,1 +1,1 @@
-"""The chart builder (next): candlestick charts from bars, published as a static site."""
+"""The chart builder: candlestick charts from bars, published as a static site."""

@@ -1,1 +1,1 @@
-"""Consumers of the tick stream: reading shards back, and (next) the aggregator and local runner."""
+"""Consumers of the tick stream: the aggregator, the local runner, and reading shards back."""

@@ -3,7 +3,7 @@
 moto invokes a mapped function on every Kinesis put and DynamoDB stream write, through Docker
 (none here), one record at a time and without Lambda's batching semantics; it logs a failure
 into the function's log group each time. `tickstream consume` is what runs the mappings
-locally, so moto keeps them as configuration only, the way DESIGN.md describes moto.
+locally, so moto keeps them as configuration only, as docs/local-aws.md describes.
 
 moto's server also redoes per request work whose answer cannot change while it runs; a local
 replay makes tens of thousands of requests, so `speed_up_moto` keeps such answers, and stops

@@ -7,7 +7,7 @@ same key again, and one that writes other bars (a batch retried from its first f
 the same last tick) never replaces an object holding rows it lacks. Requests per window grow with
 shards, not symbols. A bar then has one row per write, each with the bar's `version` (the
 bars-table item's version, which only grows): its latest row is the one with the highest
-version (README, "The data bucket"). Quarantine objects are keyed by record position.
+version (docs/exactly-once.md, "The data bucket"). Quarantine objects are keyed by record position.
 """
 
 from __future__ import annotations

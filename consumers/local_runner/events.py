@@ -1,8 +1,9 @@
-"""What Lambda sends and what it makes of the answer, for Kinesis event source mappings.
+"""What Lambda sends and what it makes of the answer, for Kinesis and DynamoDB Streams event
+source mappings.
 
-Shapes follow the Lambda developer guide ("Using Lambda with Kinesis": example event,
-tumbling windows, partial batch responses, on-failure destinations). Where the guide is
-silent, the choice is written beside the code and tested.
+Shapes follow the Lambda developer guide ("Using Lambda with Kinesis" and "Using Lambda with
+DynamoDB": example events, tumbling windows, partial batch responses, on-failure
+destinations). Where the guide is silent, the choice is written beside the code and tested.
 """
 
 from __future__ import annotations

@@ -96,15 +96,16 @@ def test_a_record_discarded_between_taken_ones_is_redriven_once(
     replayed = run_cli(["consume", "--until-idle"], env)
     assert replayed.returncode == 0, replayed.stderr[-2000:]
     assert stored() == expected
-    _assert_the_readme_query_gives_the_bars(local_stack, outputs.DataBucketName, table, tmp_path)
+    _assert_the_documented_query_gives_the_bars(local_stack, outputs.DataBucketName, table, tmp_path)
 
 
-def _assert_the_readme_query_gives_the_bars(
+def _assert_the_documented_query_gives_the_bars(
     local_stack: LocalStack, bucket: str, table: BarsTable, tmp_path: Path
 ) -> None:
-    """The README's DuckDB query over a copy of the bucket's rows gives each 1m bar as DynamoDB has it."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    query = re.search(r"### The data bucket.*?```sql\n(.*?)```", readme, re.DOTALL)
+    """docs/exactly-once.md's DuckDB query over a copy of the bucket's rows gives each 1m bar as
+    DynamoDB has it."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "exactly-once.md").read_text()
+    query = re.search(r"## The data bucket.*?```sql\n(.*?)```", doc, re.DOTALL)
     assert query is not None
     s3 = local_stack.client("s3")
     for entry in s3.list_objects_v2(Bucket=bucket, Prefix="bars/")["Contents"]:

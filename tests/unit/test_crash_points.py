@@ -1,6 +1,6 @@
 """A crash at any write of a run, then Lambda's redelivery, gives the bars and S3 rows of no crash.
 
-The writes of a run (bar puts, day-file merges, quarantine puts) are counted; for every k the
+The writes of a run (ledger and bar puts, S3 row objects, quarantine puts) are counted; for every k the
 process is killed at the k-th write, losing what a killed process loses (the window's state in
 memory), and the runner resumes from its last checkpoint: the start of the window that was not
 finished. Windowed and window-0 mappings alike; the oracle is the pandas reference.

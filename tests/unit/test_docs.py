@@ -1,0 +1,87 @@
+"""The README and docs/ stay navigable and true: every link resolves inside the repository, the
+README stays short, and the contract names exactly the metrics and quarantine reasons the code has."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from market.ticks import RejectReason
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+PAGES = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *DOCS]
+# Issue 14: a README of about 10 KB, the rest in docs/.
+README_MAX_BYTES = 10 * 1024
+FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+HANDLERS = ["consumers/aggregate/handler.py", "charts/handler.py", "quote_poller/handler.py"]
+
+
+def _prose(page: Path) -> str:
+    """The page without its code blocks and inline code, where brackets are not links."""
+    return re.sub(r"`[^`\n]*`", "", FENCE.sub("", page.read_text()))
+
+
+def _anchors(page: Path) -> set[str]:
+    """The heading anchors GitHub makes: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", FENCE.sub("", page.read_text()), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def _links(page: Path) -> list[str]:
+    return LINK.findall(_prose(page))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_link_resolves_inside_the_repository(page: Path) -> None:
+    links = _links(page)
+    for link in links:
+        assert not re.match(r"[a-z]+:", link), f"{page.name}: {link} leaves the repository"
+        target, _, anchor = link.partition("#")
+        path = (page.parent / target).resolve() if target else page
+        assert path.is_relative_to(ROOT), f"{page.name}: {link} leaves the repository"
+        assert path.exists(), f"{page.name}: {link} resolves to nothing"
+        if anchor:
+            assert anchor in _anchors(path), f"{page.name}: {link} names no heading of {path.name}"
+
+
+def test_the_link_check_sees_links_and_headings() -> None:
+    readme = ROOT / "README.md"
+    assert "docs/contract.md" in _links(readme)
+    assert "budgets" in _anchors(ROOT / "docs" / "contract.md")
+
+
+def test_the_readme_is_short_and_reaches_every_page_of_docs() -> None:
+    readme = ROOT / "README.md"
+    assert readme.stat().st_size <= README_MAX_BYTES
+    linked = {(readme.parent / link.partition("#")[0]).resolve() for link in _links(readme)}
+    assert set(DOCS) <= linked
+
+
+def _contract_section(title: str) -> str:
+    text = (ROOT / "docs" / "contract.md").read_text()
+    match = re.search(rf"^## {title}\n(.*?)(?=^## )", text, re.DOTALL | re.MULTILINE)
+    assert match is not None, title
+    return match.group(1)
+
+
+def test_the_contract_names_exactly_the_metrics_the_functions_publish() -> None:
+    published: set[str] = set()
+    for handler in HANDLERS:
+        source = (ROOT / handler).read_text()
+        published |= set(re.findall(r'add_metric\(\s*"(\w+)"', source))
+        published |= set(re.findall(r'name="(\w+)"', source))
+    section = _contract_section("Names")
+    named = set(re.findall(r"`([A-Z]\w+)`", section[section.index("Metrics") :]))
+    assert len(published) > 15
+    assert named == published
+
+
+def test_the_contract_names_exactly_the_quarantine_reasons() -> None:
+    section = _contract_section("A tick")
+    paragraph = section[section.index("**Bad input never blocks") :]
+    named = set(re.findall(r"`([a-z0-9_]+)`", paragraph))
+    assert named == {reason.value for reason in RejectReason} | {"corrupt_aggregate"}
