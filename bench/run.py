@@ -42,7 +42,8 @@ from market.kpl_records import DIGEST_SIZE, MAGIC, AggregateBuilder, _Aggregated
 from market.ticks import Tick, encode_tick
 from producer.batching import ShardAggregators
 from producer.kinesis_writer import KinesisStreamWriter
-from producer.pipeline import Pace, ProduceOptions, Producer
+from producer.pace import Pace
+from producer.pipeline import ProduceOptions, Producer
 from producer.shard_map import MAX_HASH_KEY, ShardMap, ShardRange
 from producer.sources import SyntheticMarket
 from tickstream.aws_clients import AwsClients

@@ -14,7 +14,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Protocol
 
 from market.kpl_records import DEFAULT_MAX_AGGREGATE_BYTES
@@ -27,16 +26,12 @@ from producer.batching import (
     put_requests,
 )
 from producer.kinesis_writer import KinesisError, KinesisUnavailable, PutOutcome
+from producer.pace import Pace
 from producer.shard_map import ShardMap, ShardRange
 
 # The KPL's RecordMaxBufferedTime default (amazon-kinesis-producer default_config.properties): 100 ms.
 DEFAULT_LINGER_S = 0.1
 PROGRESS_EVERY_S = 0.25
-
-
-class Pace(StrEnum):
-    REALTIME = "realtime"
-    MAX = "max"
 
 
 class StreamPort(Protocol):

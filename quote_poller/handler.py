@@ -22,7 +22,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from market.ticks import Tick
 from producer.kinesis_writer import KinesisStreamWriter
-from producer.pipeline import Pace, ProduceOptions, Producer, ProduceStats
+from producer.pace import Pace
+from producer.pipeline import ProduceOptions, Producer, ProduceStats
 from producer.quote_polling import QuotePoller, QuoteSourceConfig
 from quote_poller.quote_state_table import QuoteStateTable
 from quote_poller.service import PollReport, ScheduledPoll

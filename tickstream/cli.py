@@ -17,10 +17,18 @@ import traceback
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
+
+if TYPE_CHECKING:
+    from consumers.local_runner.runner import LocalRunner
+    from market.ticks import Tick
+    from producer.pipeline import ProduceOptions, ProduceStats
+    from producer.quote_polling import PollFailure
+    from producer.sources import CsvReplay, SyntheticMarket
+    from tickstream.aws_clients import AwsClients
+    from tickstream.stack import StackDeployer, StackOutputs
 
 import typer
 from rich.console import Console
@@ -28,28 +36,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from charts.site_bucket import SiteBucket, SiteError
-from consumers.aggregate.bars_table import BarsTable, BarsTableError
-from consumers.local_runner.aws_io import RunnerIOError
-from consumers.local_runner.kill_switch import KillAfterWrites
-from consumers.local_runner.runner import LocalRunner
-from consumers.shard_reader import ShardReader, StreamReadError
-from market.ticks import InvalidTick, Tick, validate_symbol, validate_timestamp
-from producer.kinesis_writer import KinesisError, KinesisStreamWriter
-from producer.pipeline import Pace, ProduceOptions, Producer, ProduceStats
-from producer.quote_polling import PollFailure, QuotePoller, QuoteSourceConfig, SourceConfigError
-from producer.sources import BadCsvRow, CsvReplay, Jump, SyntheticMarket
-from tickstream.aws_clients import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, AwsClients
-from tickstream.deploy import check_given, deploy_stack, runner_checkpoints_table
-from tickstream.embedded_aws import EmbeddedAws, EmbeddedAwsError
-from tickstream.failures import BOTOCORE_ERRORS, explain
-from tickstream.health import HEALTH_WINDOW_S, HealthReader, HealthReadError
-from tickstream.lambda_artifacts import ArtifactError
-from tickstream.log_tail import LogReadError, LogTail, parse_since
+from producer.pace import Pace
 from tickstream.settings import Settings, SettingsError
-from tickstream.site_viewer import SiteViewer
-from tickstream.stack import StackDeployer, StackError, StackOutputs
-from tickstream.webhook_receiver import WebhookReceiver
 
 DEFAULT_SYMBOLS = "AAPL,MSFT,GOOG,AMZN,NVDA,META,TSLA,JPM"
 # The demo's backfill: two hours of event time before now, so the charts have candles to show.
@@ -57,7 +45,7 @@ HISTORY_MS = 2 * 3_600_000
 HISTORY_RATE = 10.0
 # The demo's price alert: NVDA's live ticks trade 6 % above where its history ended, which the
 # default rule (2 % against the close 5 one-minute bars before) reports.
-DEMO_JUMP = Jump("NVDA", 6.0, 0.0)
+DEMO_JUMP = ("NVDA", 6.0, 0.0)
 
 # A bug's traceback shows no local variables: they may hold an API key or a webhook URL.
 app = typer.Typer(
@@ -88,6 +76,8 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def _show_version(asked: bool) -> None:
     if asked:
+        from importlib.metadata import version
+
         typer.echo(f"tickstream {version('tickstream')}")
         raise typer.Exit
 
@@ -112,6 +102,8 @@ def main(
 
 
 def _deployer(clients: AwsClients) -> StackDeployer:
+    from tickstream.stack import StackDeployer
+
     return StackDeployer(clients.client("cloudformation"), state.settings.stack_name)
 
 
@@ -127,6 +119,10 @@ def up(
     ] = None,
 ) -> None:
     """Start the embedded AWS (unless AWS_ENDPOINT_URL is set) and deploy infra/template.yaml to it."""
+    from tickstream.aws_clients import AwsClients
+    from tickstream.deploy import check_given, deploy_stack
+    from tickstream.embedded_aws import EmbeddedAws
+
     settings = state.settings
     check_given(settings, parameter or [])  # a typo starts no server and creates nothing
     if settings.embedded:
@@ -148,6 +144,8 @@ def up(
 @app.command()
 def down() -> None:
     """Stop the embedded AWS that `up` started (its state goes with it)."""
+    from tickstream.embedded_aws import EmbeddedAws
+
     settings = state.settings
     if not settings.embedded:
         raise fail("down stops the embedded moto server only; delete a remote stack with your usual tools")
@@ -158,6 +156,10 @@ def down() -> None:
 @app.command()
 def status() -> None:
     """Stream and shards, DLQ depth, and where everything is."""
+    from consumers.shard_reader import ShardReader
+    from tickstream.aws_clients import AwsClients
+    from tickstream.health import HEALTH_WINDOW_S, HealthReader
+
     clients = AwsClients(state.settings)
     outputs = _deployer(clients).outputs()
     shards = ShardReader(clients.client("kinesis"), outputs.StreamName).shards()
@@ -218,6 +220,8 @@ def handler_environment(settings: Settings, outputs: StackOutputs) -> dict[str, 
     links in alerts point at the local site, and alerts go to ALERT_WEBHOOK_URL when it is set.
     The quote poller polls the source QUOTE_SOURCES_FILE names instead of its packaged one.
     """
+    from tickstream.aws_clients import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY
+
     environment = {
         "AWS_REGION": settings.region,
         "AWS_DEFAULT_REGION": settings.region,
@@ -240,6 +244,9 @@ def local_runner(
 ) -> LocalRunner:
     """The runner of the stack's mappings and schedules (of all its functions, or of `functions`),
     its handlers reaching the same local stack."""
+    from consumers.local_runner.runner import LocalRunner
+    from tickstream.deploy import runner_checkpoints_table
+
     return LocalRunner(
         clients.client,
         outputs.function_names() if functions is None else functions,
@@ -249,6 +256,8 @@ def local_runner(
 
 
 def run_consumer(clients: AwsClients, outputs: StackOutputs, until_idle: bool) -> LocalRunner:
+    from tickstream.stack import StackError
+
     try:
         runner = local_runner(clients, state.settings, outputs)
     except StackError as exc:
@@ -270,6 +279,9 @@ def consume(
     ] = False,
 ) -> None:
     """Run the template's event source mappings locally, with Lambda's semantics."""
+    from consumers.local_runner.kill_switch import KillAfterWrites
+    from tickstream.aws_clients import AwsClients
+
     if follow and until_idle:
         raise fail("--follow and --until-idle exclude each other")
     clients = AwsClients(state.settings)
@@ -295,10 +307,13 @@ def consume(
 @app.command()
 def redrive() -> None:
     """Bring the ticks of batches Lambda gave up on (the dead-letter queue) into the bars, once."""
+    from consumers.aggregate.bars_table import BarsTable
     from consumers.aggregate.data_lake import DataLake
     from consumers.aggregate.ledger import Ledger, LedgerError
     from consumers.aggregate.service import Aggregator, AggregatorConfig
     from consumers.aggregate.settings import AggregatorSettings, AggregatorSettingsError
+    from consumers.shard_reader import ShardReader
+    from tickstream.aws_clients import AwsClients
     from tickstream.redrive import DeadLetterQueue, RedriveError, redrive
 
     clients = AwsClients(state.settings)
@@ -347,6 +362,8 @@ def build_charts(
 ) -> int:
     """Draws a symbol's charts, every symbol's, or (pending) those the chart builder left waiting."""
     from charts.builder import ChartBuilder, draw_in_parallel  # matplotlib: only when drawing
+    from charts.site_bucket import SiteBucket
+    from consumers.aggregate.bars_table import BarsTable
 
     table = BarsTable(clients.client("dynamodb"), outputs.BarsTableName)
 
@@ -379,6 +396,9 @@ def charts(
     ] = False,
 ) -> None:
     """Rebuild charts now from the bars table, and the site's index and manifest."""
+    from market.ticks import InvalidTick, validate_symbol
+    from tickstream.aws_clients import AwsClients
+
     if [symbol is not None, all_, pending].count(True) != 1:
         raise fail("give one of --symbol SYMBOL, --all or --pending")
     if symbol is not None:
@@ -426,6 +446,9 @@ def logs(
     filter_: Annotated[str | None, typer.Option("--filter", help="Only lines containing this text.")] = None,
 ) -> None:
     """CloudWatch Logs of a function (/aws/lambda/<name>), like `sam logs --tail`."""
+    from tickstream.aws_clients import AwsClients
+    from tickstream.log_tail import LogTail, parse_since
+
     try:
         since_ms = parse_since(since, int(time.time() * 1000))
     except ValueError as exc:
@@ -453,6 +476,10 @@ def view(
     ] = "127.0.0.1",
 ) -> None:
     """Serve the chart site from its bucket at http://HOST:PORT/ until stopped."""
+    from charts.site_bucket import SiteBucket
+    from tickstream.aws_clients import AwsClients
+    from tickstream.site_viewer import SiteViewer
+
     clients = AwsClients(state.settings)
     outputs = _deployer(clients).outputs()
     try:
@@ -467,6 +494,8 @@ def view(
 
 def _polled_ticks(config_path: Path, duration: float | None, stop: threading.Event) -> Iterator[Tick]:
     """A quote API polled every poll_seconds; a symbol that fails is reported and skipped."""
+    from producer.quote_polling import QuotePoller, QuoteSourceConfig, SourceConfigError
+
     try:
         config = QuoteSourceConfig.from_file(config_path, os.environ)
     except SourceConfigError as exc:
@@ -489,6 +518,8 @@ def _synthetic_market(
     jumps: list[str],
 ) -> SyntheticMarket:
     """The market `produce --source synthetic` asked for, or the option that is wrong and why."""
+    from producer.sources import Jump, SyntheticMarket
+
     names = [s.strip() for s in symbols.split(",") if s.strip()]
     try:
         parsed = tuple(Jump.parse(j) for j in jumps)
@@ -513,6 +544,8 @@ def _source_file(source: str, expected: str) -> Path:
 
 
 def _start_ms(text: str | None) -> int:
+    from market.ticks import InvalidTick, validate_timestamp
+
     if text is None:
         return int(time.time() * 1000)
     try:
@@ -542,6 +575,8 @@ def where_prices_stand(
     A producer may be allowed to put records and nothing else (the stack's ProducerPolicyArn): when
     the bars cannot be read, the run says so and draws its prices from the seed.
     """
+    from consumers.aggregate.bars_table import BarsTable, BarsTableError
+
     table = BarsTable(clients.client("dynamodb"), outputs.BarsTableName)
     standing = {}
     try:
@@ -565,6 +600,8 @@ def _noting_prices(ticks: Iterator[Tick], prices: dict[str, Decimal]) -> Iterato
 def _csv_pace_note(replay: CsvReplay, pace: Pace) -> str:
     """What a replay will take: at max pace as fast as the stream takes it, in real time the file's
     span of event time, said before the first tick so nobody waits on a silent command."""
+    from producer.sources import BadCsvRow
+
     if pace is Pace.MAX:
         return f"replaying {replay.path} at max pace (--pace realtime follows its event times)"
     try:
@@ -597,6 +634,9 @@ def run_producer(
     total: int | None,
     stop: threading.Event,
 ) -> ProduceStats:
+    from producer.kinesis_writer import KinesisStreamWriter
+    from producer.pipeline import Producer
+
     producer = Producer(KinesisStreamWriter(clients.client("kinesis"), stream_name), options)
     if not sys.stdout.isatty():
         return producer.run(ticks, stop)
@@ -663,6 +703,11 @@ def produce(
     ] = None,
 ) -> None:
     """Push ticks into the stream; exits non-zero if any tick was not accepted."""
+    from market.ticks import InvalidTick
+    from producer.pipeline import ProduceOptions
+    from producer.sources import BadCsvRow, CsvReplay
+    from tickstream.aws_clients import AwsClients
+
     pace = pace or (Pace.MAX if source.startswith("csv:") else Pace.REALTIME)
     options = ProduceOptions(
         aggregate=aggregate, pace=pace, linger_s=linger_ms / 1000, max_attempts=max_attempts
@@ -716,7 +761,11 @@ def demo(
     rate: Annotated[float, typer.Option(min=1.0, help="Ticks per second.")] = 2000.0,
 ) -> None:
     """The main job end to end on the embedded default: up, produce, consume, bars checked against pandas."""
+    from producer.pipeline import ProduceOptions
+    from producer.sources import Jump, SyntheticMarket
+    from tickstream.aws_clients import AwsClients
     from tickstream.demo import read_stream, show_alerts, show_bars, show_landing  # pandas: the demo's
+    from tickstream.webhook_receiver import WebhookReceiver
 
     up(shards=None)
     clients = AwsClients(state.settings)
@@ -760,7 +809,7 @@ def demo(
         seed=seed,
         start_ms=now_ms,
         duration_s=seconds,
-        jumps=(DEMO_JUMP,),
+        jumps=(Jump(*DEMO_JUMP),),
         start_prices=prices,
     )
     out.print(
@@ -779,7 +828,7 @@ def demo(
         if state.settings.alert_webhook_url is None:
             state.settings = dataclasses.replace(state.settings, alert_webhook_url=receiver.url)
         consume(follow=False, until_idle=True)
-        show_alerts(out, receiver.received(), DEMO_JUMP.symbol)
+        show_alerts(out, receiver.received(), DEMO_JUMP[0])
     bars_ok = show_bars(out, clients, outputs, read_stream(clients, outputs.StreamName))
     site = site_url(state.settings, outputs)
     # What the chart builder's one-minute sweep draws once each chart's interval has passed.
@@ -795,21 +844,35 @@ def demo(
         raise typer.Exit(1)
 
 
-# What commands end in when the stack, the endpoint, the credentials or the input is not right,
-# as opposed to a bug: each is reported in one line with the next step, without a traceback.
-EXPECTED_ERRORS = (
-    *BOTOCORE_ERRORS,
-    StackError,
-    ArtifactError,
-    EmbeddedAwsError,
-    StreamReadError,
-    BarsTableError,
-    SiteError,
-    RunnerIOError,
-    HealthReadError,
-    LogReadError,
-    KinesisError,
-)
+def expected_errors() -> tuple[type[Exception], ...]:
+    """What commands end in when the stack, the endpoint, the credentials or the input is not
+    right, as opposed to a bug: each is reported in one line with the next step, without a
+    traceback. Imported here, once a command has failed, so that no command pays for them."""
+    from charts.site_bucket import SiteError
+    from consumers.aggregate.bars_table import BarsTableError
+    from consumers.local_runner.aws_io import RunnerIOError
+    from consumers.shard_reader import StreamReadError
+    from producer.kinesis_writer import KinesisError
+    from tickstream.embedded_aws import EmbeddedAwsError
+    from tickstream.failures import BOTOCORE_ERRORS
+    from tickstream.health import HealthReadError
+    from tickstream.lambda_artifacts import ArtifactError
+    from tickstream.log_tail import LogReadError
+    from tickstream.stack import StackError
+
+    return (
+        *BOTOCORE_ERRORS,
+        StackError,
+        ArtifactError,
+        EmbeddedAwsError,
+        StreamReadError,
+        BarsTableError,
+        SiteError,
+        RunnerIOError,
+        HealthReadError,
+        LogReadError,
+        KinesisError,
+    )
 
 
 def run() -> None:
@@ -817,7 +880,11 @@ def run() -> None:
     (exit 2); `--debug` adds the traceback."""
     try:
         app()
-    except EXPECTED_ERRORS as exc:
+    except Exception as exc:
+        if not isinstance(exc, expected_errors()):
+            raise
+        from tickstream.failures import explain
+
         if state.debug:
             traceback.print_exception(exc)
         show_error(explain(exc, state.settings))

@@ -22,7 +22,8 @@ import pytest
 from consumers.shard_reader import ShardReader
 from market.bars import DEFAULT_INTERVALS
 from producer.kinesis_writer import KinesisStreamWriter
-from producer.pipeline import Pace, ProduceOptions, Producer
+from producer.pace import Pace
+from producer.pipeline import ProduceOptions, Producer
 from producer.sources import SyntheticMarket
 from tests.support.aws_fault_proxy import AwsFaultProxy, FaultPlan
 from tests.support.local_stack import TICKSTREAM, LocalStack, run_cli

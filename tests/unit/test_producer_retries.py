@@ -11,7 +11,8 @@ from market.kpl_records import decode_aggregate
 from market.ticks import encode_tick
 from producer.batching import OutgoingRecord
 from producer.kinesis_writer import KinesisUnavailable, PutOutcome, StreamNotFound
-from producer.pipeline import Pace, ProduceOptions, Producer
+from producer.pace import Pace
+from producer.pipeline import ProduceOptions, Producer
 from producer.shard_map import MAX_HASH_KEY, ShardMap, ShardRange, hash_key
 from producer.sources import SyntheticMarket
 
