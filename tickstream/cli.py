@@ -119,19 +119,23 @@ def up(
     ] = None,
 ) -> None:
     """Start the embedded AWS (unless AWS_ENDPOINT_URL is set) and deploy infra/template.yaml to it."""
+    bring_up(state.settings, shards, parameter or [])
+
+
+def bring_up(settings: Settings, shards: int | None, parameters: list[str]) -> None:
+    """What `up` does, and `demo` first."""
     from tickstream.aws_clients import AwsClients
     from tickstream.deploy import check_given, deploy_stack
     from tickstream.embedded_aws import EmbeddedAws
 
-    settings = state.settings
-    check_given(settings, parameter or [])  # a typo starts no server and creates nothing
+    check_given(settings, parameters)  # a typo starts no server and creates nothing
     if settings.embedded:
         local = EmbeddedAws(settings.state_dir, settings.port)
         started = local.start()
         out.print(f"{'started' if started else 'reusing'} moto server at {local.url} (log {local.log_file})")
     if settings.endpoint_url is None:
         raise fail("up deploys to a local stack; deploy to AWS with `sam build && sam deploy --guided`")
-    deployment = deploy_stack(AwsClients(settings), settings, shards, parameter or [])
+    deployment = deploy_stack(AwsClients(settings), settings, shards, parameters)
     for key, (before, after) in sorted(deployment.changed.items()):
         what = "resharded the stream" if key == "ShardCount" else "changed"
         out.print(f"{what}: {key} {before} -> {after}")
@@ -255,11 +259,13 @@ def local_runner(
     )
 
 
-def run_consumer(clients: AwsClients, outputs: StackOutputs, until_idle: bool) -> LocalRunner:
+def run_consumer(
+    clients: AwsClients, settings: Settings, outputs: StackOutputs, until_idle: bool
+) -> LocalRunner:
     from tickstream.stack import StackError
 
     try:
-        runner = local_runner(clients, state.settings, outputs)
+        runner = local_runner(clients, settings, outputs)
     except StackError as exc:
         raise fail(f"{exc}: the runner's checkpoints table is deployed by `tickstream up`") from exc
     stop = _install_stop_handlers("finishing the batches in flight, then stopping")
@@ -279,16 +285,22 @@ def consume(
     ] = False,
 ) -> None:
     """Run the template's event source mappings locally, with Lambda's semantics."""
+    if follow and until_idle:
+        raise fail("--follow and --until-idle exclude each other")
+    consume_stack(state.settings, until_idle)
+
+
+def consume_stack(settings: Settings, until_idle: bool) -> None:
+    """What `consume` does, and `demo` with its own webhook receiver; then what each mapping and
+    schedule did."""
     from consumers.local_runner.kill_switch import KillAfterWrites
     from tickstream.aws_clients import AwsClients
 
-    if follow and until_idle:
-        raise fail("--follow and --until-idle exclude each other")
-    clients = AwsClients(state.settings)
-    if state.settings.kill_after_writes is not None:
-        KillAfterWrites(state.settings.kill_after_writes).install(clients.session)
+    clients = AwsClients(settings)
+    if settings.kill_after_writes is not None:
+        KillAfterWrites(settings.kill_after_writes).install(clients.session)
     outputs = _deployer(clients).outputs()
-    runner = run_consumer(clients, outputs, until_idle=until_idle)
+    runner = run_consumer(clients, settings, outputs, until_idle=until_idle)
     for run in runner.runs:
         stats = run.stats()
         out.print(
@@ -314,7 +326,8 @@ def redrive() -> None:
     from consumers.aggregate.settings import AggregatorSettings, AggregatorSettingsError
     from consumers.shard_reader import ShardReader
     from tickstream.aws_clients import AwsClients
-    from tickstream.redrive import DeadLetterQueue, RedriveError, redrive
+    from tickstream.redrive import DeadLetterQueue, RedriveError
+    from tickstream.redrive import redrive as recover_discarded
 
     clients = AwsClients(state.settings)
     outputs = _deployer(clients).outputs()
@@ -332,7 +345,7 @@ def redrive() -> None:
         AggregatorConfig(settings.intervals, settings.late_after_ms),
     )
     try:
-        summary = redrive(
+        summary = recover_discarded(
             DeadLetterQueue(clients.client("sqs"), outputs.DeadLetterQueueUrl),
             ShardReader(clients.client("kinesis"), outputs.StreamName),
             aggregator,
@@ -767,7 +780,7 @@ def demo(
     from tickstream.demo import read_stream, show_alerts, show_bars, show_landing  # pandas: the demo's
     from tickstream.webhook_receiver import WebhookReceiver
 
-    up(shards=None)
+    bring_up(state.settings, None, [])
     clients = AwsClients(state.settings)
     outputs = _deployer(clients).outputs()
     symbols = DEFAULT_SYMBOLS.split(",")
@@ -825,9 +838,10 @@ def demo(
         "consuming until idle (the aggregator's and the chart builder's event source mappings, run locally)"
     )
     with WebhookReceiver() as receiver:
-        if state.settings.alert_webhook_url is None:
-            state.settings = dataclasses.replace(state.settings, alert_webhook_url=receiver.url)
-        consume(follow=False, until_idle=True)
+        settings = state.settings
+        if settings.alert_webhook_url is None:
+            settings = dataclasses.replace(settings, alert_webhook_url=receiver.url)
+        consume_stack(settings, until_idle=True)
         show_alerts(out, receiver.received(), DEMO_JUMP[0])
     bars_ok = show_bars(out, clients, outputs, read_stream(clients, outputs.StreamName))
     site = site_url(state.settings, outputs)
