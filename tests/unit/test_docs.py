@@ -17,6 +17,21 @@ PAGES = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *DOCS]
 README_MAX_BYTES = 10 * 1024
 FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+# Top-level folders whose files the docs name.
+PACKAGES = (
+    "tests",
+    "consumers",
+    "charts",
+    "market",
+    "producer",
+    "tickstream",
+    "infra",
+    "bench",
+    "alerts",
+    "quote_poller",
+    "webclients",
+    "docs",
+)
 HANDLERS = ["consumers/aggregate/handler.py", "charts/handler.py", "quote_poller/handler.py"]
 
 
@@ -85,3 +100,11 @@ def test_the_contract_names_exactly_the_quarantine_reasons() -> None:
     paragraph = section[section.index("**Bad input never blocks") :]
     named = set(re.findall(r"`([a-z0-9_]+)`", paragraph))
     assert named == {reason.value for reason in RejectReason} | {"corrupt_aggregate"}
+
+
+def test_every_source_path_the_docs_name_exists() -> None:
+    """A doc that names a file (`tests/unit/test_docs.py`, `charts/handler.py`) names one that is there."""
+    pattern = re.compile(rf"`((?:{'|'.join(PACKAGES)})/[\w./-]+)`")
+    named = {path for page in PAGES for path in pattern.findall(FENCE.sub("", page.read_text()))}
+    assert "tests/unit/test_crash_points.py" in named
+    assert sorted(p for p in named if not (ROOT / p.rstrip("/")).exists()) == []
