@@ -4,11 +4,14 @@ README stays short, and the contract names exactly the metrics and quarantine re
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from market.ticks import RejectReason
+from tickstream.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted((ROOT / "docs").glob("*.md"))
@@ -108,3 +111,22 @@ def test_every_source_path_the_docs_name_exists() -> None:
     named = {path for page in PAGES for path in pattern.findall(FENCE.sub("", page.read_text()))}
     assert "tests/unit/test_crash_points.py" in named
     assert sorted(p for p in named if not (ROOT / p.rstrip("/")).exists()) == []
+
+
+def _cheat_sheet_lines() -> list[list[str]]:
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"^```sh\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
+    lines = [line.split("  #")[0].strip() for block in blocks for line in block.splitlines()]
+    return [shlex.split(line)[1:] for line in lines if line.startswith("tickstream ")]
+
+
+def test_every_tickstream_line_of_the_readme_parses() -> None:
+    """Each line of the README's cheat sheet names a command and options the CLI has: parsed with
+    --help added, which exits before running anything (an unknown option exits with 2)."""
+    lines = _cheat_sheet_lines()
+    assert len(lines) > 10
+    runner = CliRunner()
+    for args in lines:
+        done = runner.invoke(app, [*args, "--help"])
+        assert done.exit_code == 0, (args, done.output)
+    assert runner.invoke(app, ["up", "--no-such-option", "--help"]).exit_code == 2
