@@ -59,6 +59,8 @@ class RejectReason(StrEnum):
     BAD_TIMESTAMP = "bad_timestamp"
     FUTURE_TIMESTAMP = "future_timestamp"
     BAD_ID = "bad_id"
+    # A KPL aggregate whose MD5 or protobuf is broken: none of its ticks can be read.
+    CORRUPT_AGGREGATE = "corrupt_aggregate"
 
 
 class InvalidTick(ValueError):

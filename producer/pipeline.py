@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -71,6 +71,15 @@ class ProduceStats:
         return self.fatal_error is None and self.ticks_failed == 0 and self.ticks_accepted == self.ticks_read
 
 
+class SourceFailed(Exception):
+    """The tick source raised (a bad CSV row, an unreadable file): the ticks it gave before were
+    sent first, and `stats` says what became of them."""
+
+    def __init__(self, stats: ProduceStats, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.stats = stats
+
+
 class Producer:
     def __init__(
         self,
@@ -102,8 +111,9 @@ class Producer:
         started = self._clock()
         next_progress = started
         first_ts: int | None = None
+        failure: list[Exception] = []
         try:
-            for tick in ticks:
+            for tick in _until_failure(ticks, failure):
                 if stop.is_set():
                     break
                 if self._options.pace is Pace.REALTIME:
@@ -124,6 +134,8 @@ class Producer:
         self.stats.elapsed_s = self._clock() - started
         if on_progress is not None:
             on_progress(self.stats)
+        if failure:
+            raise SourceFailed(self.stats, failure[0]) from failure[0]
         return self.stats
 
     def _add(self, tick: Tick) -> None:
@@ -217,3 +229,18 @@ class Producer:
         self._pending = []
         self.stats.ticks_failed += sum(r.tick_count for r in buffered)
         self.stats.fatal_error = str(exc)
+
+
+def _until_failure(ticks: Iterable[Tick], failure: list[Exception]) -> Iterator[Tick]:
+    """The source's ticks until it raises; what it raised goes to `failure`, so that the ticks it
+    gave before are still flushed and counted rather than dropped from the buffers."""
+    source = iter(ticks)
+    while True:
+        try:
+            tick = next(source)
+        except StopIteration:
+            return
+        except Exception as exc:  # any: run() raises it again, wrapped, once the buffers are flushed
+            failure.append(exc)
+            return
+        yield tick

@@ -58,7 +58,8 @@ class QuoteSourceConfig:
         try:
             data = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError) as exc:
-            raise SourceConfigError(f"{path}: {exc}") from exc
+            # One line: a YAML error spans several (the line, a caret under the column).
+            raise SourceConfigError(f"{path}: {' '.join(str(exc).split())}") from exc
         if not isinstance(data, dict):
             raise SourceConfigError(f"{path}: expected a mapping of settings")
         return cls.from_mapping(data, env, api_key)

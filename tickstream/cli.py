@@ -134,7 +134,9 @@ def bring_up(settings: Settings, shards: int | None, parameters: list[str]) -> N
         started = local.start()
         out.print(f"{'started' if started else 'reusing'} moto server at {local.url} (log {local.log_file})")
     if settings.endpoint_url is None:
-        raise fail("up deploys to a local stack; deploy to AWS with `sam build && sam deploy --guided`")
+        raise fail(
+            "up and demo deploy to a local stack only; deploy to AWS with `sam build && sam deploy --guided`"
+        )
     deployment = deploy_stack(AwsClients(settings), settings, shards, parameters)
     for key, (before, after) in sorted(deployment.changed.items()):
         what = "resharded the stream" if key == "ShardCount" else "changed"
@@ -628,6 +630,17 @@ def _csv_pace_note(replay: CsvReplay, pace: Pace) -> str:
     )
 
 
+def _report_skipped(replay: CsvReplay) -> None:
+    """The bad rows `--skip-bad` skipped: the first ones by line, then how many more."""
+    if not replay.bad_rows:
+        return
+    out.print(f"skipped {replay.bad_rows} bad CSV row(s):")
+    for row in replay.skipped:
+        out.print(f"  {row}", markup=False, highlight=False, soft_wrap=True)
+    if replay.bad_rows > len(replay.skipped):
+        out.print(f"  and {replay.bad_rows - len(replay.skipped)} more")
+
+
 def _summary(stats: ProduceStats) -> str:
     rate = stats.ticks_accepted / stats.elapsed_s if stats.elapsed_s > 0 else 0.0
     errors = ", ".join(f"{code} x{n}" for code, n in sorted(stats.entry_errors.items()))
@@ -717,8 +730,8 @@ def produce(
 ) -> None:
     """Push ticks into the stream; exits non-zero if any tick was not accepted."""
     from market.ticks import InvalidTick
-    from producer.pipeline import ProduceOptions
-    from producer.sources import BadCsvRow, CsvReplay
+    from producer.pipeline import ProduceOptions, SourceFailed
+    from producer.sources import CsvReplay
     from tickstream.aws_clients import AwsClients
 
     pace = pace or (Pace.MAX if source.startswith("csv:") else Pace.REALTIME)
@@ -753,15 +766,14 @@ def produce(
         err.print("no --duration or --count: producing until interrupted (Ctrl-C flushes and stops)")
     try:
         stats = run_producer(ticks, options, clients, outputs.StreamName, total, stop)
-    except (BadCsvRow, InvalidTick, OSError) as exc:
+    except SourceFailed as exc:  # what the source gave before it failed was sent: say what became of it
+        out.print(_summary(exc.stats))
+        raise fail(str(exc)) from exc
+    except InvalidTick as exc:
         raise fail(str(exc)) from exc
     out.print(_summary(stats))
-    if csv_source is not None and csv_source.bad_rows:
-        out.print(f"skipped {csv_source.bad_rows} bad CSV row(s):")
-        for row in csv_source.skipped:
-            out.print(f"  {row}", markup=False, highlight=False, soft_wrap=True)
-        if csv_source.bad_rows > len(csv_source.skipped):
-            out.print(f"  and {csv_source.bad_rows - len(csv_source.skipped)} more")
+    if csv_source is not None:
+        _report_skipped(csv_source)
     if stats.fatal_error:
         show_error(stats.fatal_error)
     if not stats.complete:

@@ -56,7 +56,8 @@ def parameter_overrides(pairs: Sequence[str], template: Mapping[str, Any]) -> di
         if key not in known:
             raise StackError(f"--parameter {key}: the template has no such parameter ({', '.join(known)})")
         if key in MANAGED_PARAMETERS:
-            raise StackError(f"--parameter {key}: set by `tickstream up` itself")
+            hint = ": give --shards N" if key == "ShardCount" else ""
+            raise StackError(f"--parameter {key}: set by `tickstream up` itself{hint}")
         overrides[key] = value
     return overrides
 

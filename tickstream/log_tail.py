@@ -42,7 +42,10 @@ def parse_since(text: str, now_ms: int) -> int:
     spec = text.strip()
     parts = _DURATION.findall(spec)
     if parts and "".join(n + u for n, u in parts) == spec:
-        return now_ms - 1000 * sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+        since_ms = now_ms - 1000 * sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+        if since_ms < 0:
+            raise ValueError(f"--since {text!r} reaches before 1970: give a shorter duration")
+        return since_ms
     try:
         moment = datetime.fromisoformat(spec)
     except ValueError as exc:

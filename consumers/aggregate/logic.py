@@ -36,7 +36,15 @@ from typing import Any
 from market.bars import BASE_INTERVAL, EXACT, INTERVAL_SECONDS, BarAccumulator, TickKey
 from market.kpl_records import CorruptAggregate, is_aggregated, user_record_data
 from market.tick_batches import TickColumns, decode_columns
-from market.ticks import MAX_AHEAD_OF_ARRIVAL_MS, ZERO, InvalidTick, Tick, check_not_ahead, decode_tick
+from market.ticks import (
+    MAX_AHEAD_OF_ARRIVAL_MS,
+    ZERO,
+    InvalidTick,
+    RejectReason,
+    Tick,
+    check_not_ahead,
+    decode_tick,
+)
 
 # Hashes of 8 bytes keep an id set of 20,000 ticks near 180 KB, inside DynamoDB's 400 KB item
 # limit (DynamoDB developer guide, service quotas: item size) with room for the bar itself.
@@ -162,7 +170,7 @@ def explode(records: Iterable[RawRecord]) -> tuple[ShardTicks, list[Rejection]]:
                         record.sequence_number,
                         None,
                         record.arrival_ms,
-                        "corrupt_aggregate",
+                        RejectReason.CORRUPT_AGGREGATE,
                         str(exc),
                         record.data,
                     )

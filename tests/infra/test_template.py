@@ -113,7 +113,7 @@ def test_up_overrides_only_parameters_the_template_has_and_does_not_set_itself()
         ("QuotePollMinutes", "expected Key=Value"),
         ("NoSuchParameter=1", "no such parameter"),
         ("LocalRunner=false", "no such parameter"),
-        ("ShardCount=2", "set by `tickstream up` itself"),
+        ("ShardCount=2", "set by `tickstream up` itself: give --shards N"),
         ("SiteAccess=cloudfront", "set by `tickstream up` itself"),
     ]:
         with pytest.raises(StackError, match=re.escape(problem)):

@@ -128,6 +128,7 @@ def test_bad_csv_row_stops_with_file_and_line_unless_skipped(local_stack: LocalS
     assert refused.returncode != 0
     assert "day.csv:3" in refused.stderr
     assert "symbol" in refused.stderr
+    assert "1 accepted" in refused.stdout  # the row before the bad one was sent, and said so
     skipped = run_cli(["produce", "--source", f"csv:{path}", "--pace", "max", "--skip-bad"], local_stack.env)
     assert skipped.returncode == 0, skipped.stderr
     assert "1 accepted" in skipped.stdout

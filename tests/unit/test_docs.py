@@ -102,7 +102,7 @@ def test_the_contract_names_exactly_the_quarantine_reasons() -> None:
     section = _contract_section("A tick")
     paragraph = section[section.index("**Bad input never blocks") :]
     named = set(re.findall(r"`([a-z0-9_]+)`", paragraph))
-    assert named == {reason.value for reason in RejectReason} | {"corrupt_aggregate"}
+    assert named == {reason.value for reason in RejectReason}
 
 
 def test_every_source_path_the_docs_name_exists() -> None:

@@ -84,7 +84,7 @@ def test_since_takes_durations_and_times(text: str, expected: int) -> None:
     assert parse_since(text, NOW_MS) == expected
 
 
-@pytest.mark.parametrize("text", ["", "10x", "m10", "yesterday"])
+@pytest.mark.parametrize("text", ["", "10x", "m10", "yesterday", "99999999999d"])
 def test_since_refuses_what_it_cannot_read(text: str) -> None:
     with pytest.raises(ValueError, match="--since"):
         parse_since(text, NOW_MS)

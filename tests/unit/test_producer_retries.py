@@ -5,16 +5,19 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
 
 from market.kpl_records import decode_aggregate
-from market.ticks import encode_tick
+from market.ticks import Tick, encode_tick
 from producer.batching import OutgoingRecord
 from producer.kinesis_writer import KinesisUnavailable, PutOutcome, StreamNotFound
 from producer.pace import Pace
-from producer.pipeline import ProduceOptions, Producer
+from producer.pipeline import ProduceOptions, Producer, SourceFailed
 from producer.shard_map import MAX_HASH_KEY, ShardMap, ShardRange, hash_key
-from producer.sources import SyntheticMarket
+from producer.sources import BadCsvRow, SyntheticMarket
 
 HALF = (MAX_HASH_KEY + 1) // 2
 TWO_SHARDS = [ShardRange("shard-a", 0, HALF - 1), ShardRange("shard-b", HALF, MAX_HASH_KEY)]
@@ -164,3 +167,22 @@ def test_after_a_split_the_producer_follows_the_children() -> None:
         assert {owners.shard_for(u.partition_key).shard_id for u in decode_aggregate(record.data)} == {
             record.shard_id
         }
+
+
+def test_a_source_that_fails_midway_gets_its_earlier_ticks_sent_and_counted() -> None:
+    """A bad CSV row after good ones: the good ones still buffered are flushed, then the error is
+    raised with the stats, so the user is told what reached the stream (found by a helper: a row
+    still in a partly full aggregate was silently dropped)."""
+    given = list(ticks(5).ticks())
+
+    def source() -> Iterator[Tick]:
+        yield from given
+        raise BadCsvRow(Path("ticks.csv"), 7, "price -1 must be greater than 0")
+
+    stream = ScriptedStream(lambda _c, r: ok(r))
+    run, _ = producer(stream)
+    with pytest.raises(SourceFailed, match=r"ticks\.csv:7") as failed:
+        run.run(source())
+    assert stored_ticks(stream) == Counter(encode_tick(t) for t in given)
+    assert failed.value.stats.ticks_read == 5
+    assert failed.value.stats.ticks_accepted == 5

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from producer.quote_polling import (
     QuoteMark,
     QuotePoller,
     QuoteSourceConfig,
+    SourceConfigError,
     fresh_ticks,
     symbols_due,
 )
@@ -230,3 +232,12 @@ def test_unprocessed_marks_are_asked_again_with_backoff_and_never_forever() -> N
     assert slept == [0.1, 0.2]
     with pytest.raises(QuoteStateUnavailable, match="left unprocessed"):
         QuoteStateTable(ThrottledTable(throttled=99), "marks", sleep=slept.append).load("av", ["IBM"])
+
+
+def test_a_source_file_that_is_not_yaml_is_refused_in_one_line(tmp_path: Path) -> None:
+    broken = tmp_path / "sources.yaml"
+    broken.write_text("provider: alphavantage\nsymbols: [IBM\n  - x: : :\n")
+    with pytest.raises(SourceConfigError) as refused:
+        QuoteSourceConfig.from_file(broken, {})
+    assert str(broken) in str(refused.value)
+    assert "\n" not in str(refused.value)
