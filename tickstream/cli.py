@@ -101,10 +101,10 @@ def main(
         raise fail(str(exc)) from exc
 
 
-def _deployer(clients: AwsClients) -> StackDeployer:
+def _deployer(clients: AwsClients, settings: Settings) -> StackDeployer:
     from tickstream.stack import StackDeployer
 
-    return StackDeployer(clients.client("cloudformation"), state.settings.stack_name)
+    return StackDeployer(clients.client("cloudformation"), settings.stack_name)
 
 
 @app.command()
@@ -167,7 +167,7 @@ def status() -> None:
     from tickstream.health import HEALTH_WINDOW_S, HealthReader
 
     clients = AwsClients(state.settings)
-    outputs = _deployer(clients).outputs()
+    outputs = _deployer(clients, state.settings).outputs()
     shards = ShardReader(clients.client("kinesis"), outputs.StreamName).shards()
     dlq = clients.client("sqs").get_queue_attributes(
         QueueUrl=outputs.DeadLetterQueueUrl, AttributeNames=["ApproximateNumberOfMessages"]
@@ -301,7 +301,7 @@ def consume_stack(settings: Settings, until_idle: bool) -> None:
     clients = AwsClients(settings)
     if settings.kill_after_writes is not None:
         KillAfterWrites(settings.kill_after_writes).install(clients.session)
-    outputs = _deployer(clients).outputs()
+    outputs = _deployer(clients, settings).outputs()
     runner = run_consumer(clients, settings, outputs, until_idle=until_idle)
     for run in runner.runs:
         stats = run.stats()
@@ -332,7 +332,7 @@ def redrive() -> None:
     from tickstream.redrive import redrive as recover_discarded
 
     clients = AwsClients(state.settings)
-    outputs = _deployer(clients).outputs()
+    outputs = _deployer(clients, state.settings).outputs()
     function = clients.client("lambda").get_function_configuration(
         FunctionName=outputs.AggregatorFunctionName
     )
@@ -422,7 +422,7 @@ def charts(
         except InvalidTick as exc:
             raise fail(str(exc)) from exc
     clients = AwsClients(state.settings)
-    outputs = _deployer(clients).outputs()
+    outputs = _deployer(clients, state.settings).outputs()
     drawn = build_charts(clients, outputs, symbol, pending)
     out.print(f"rendered {drawn} chart(s); site: {site_url(state.settings, outputs)}")
 
@@ -469,7 +469,7 @@ def logs(
     except ValueError as exc:
         raise fail(str(exc)) from exc
     clients = AwsClients(state.settings)
-    outputs = _deployer(clients).outputs()
+    outputs = _deployer(clients, state.settings).outputs()
     tail = LogTail(clients.client("logs"), f"/aws/lambda/{function_name(outputs, function)}")
     if follow:
         stop = _install_stop_handlers()
@@ -496,7 +496,7 @@ def view(
     from tickstream.site_viewer import SiteViewer
 
     clients = AwsClients(state.settings)
-    outputs = _deployer(clients).outputs()
+    outputs = _deployer(clients, state.settings).outputs()
     try:
         viewer = SiteViewer(SiteBucket(clients.client("s3"), outputs.SiteBucketName), host, port)
     except OSError as exc:
@@ -757,7 +757,7 @@ def produce(
     else:
         raise fail(f"--source {source!r}: expected 'synthetic', 'csv:<path>' or 'http:<config>'")
     clients = AwsClients(state.settings)
-    outputs = _deployer(clients).outputs()
+    outputs = _deployer(clients, state.settings).outputs()
     if market is not None:
         standing = where_prices_stand(clients, outputs, market.symbols)
         prices = {symbol: close for symbol, (close, _) in standing.items()}
@@ -794,7 +794,7 @@ def demo(
 
     bring_up(state.settings, None, [])
     clients = AwsClients(state.settings)
-    outputs = _deployer(clients).outputs()
+    outputs = _deployer(clients, state.settings).outputs()
     symbols = DEFAULT_SYMBOLS.split(",")
     seed, now_ms = int(time.time()), _start_ms(None)
     standing = where_prices_stand(clients, outputs, symbols)
