@@ -59,8 +59,8 @@ chromium:
 PACKAGED := build/.packaged
 FUNCTION_SOURCES := $(shell find market producer consumers charts alerts webclients quote_poller -name '*.py' -o -name '*.yaml')
 
-$(PACKAGED): $(STAMP) pyproject.toml tickstream/lambda_packages.py $(FUNCTION_SOURCES)
-	$(BIN)/python -m tickstream.lambda_packages
+$(PACKAGED): $(STAMP) pyproject.toml lambda_build/packages.py $(FUNCTION_SOURCES)
+	$(BIN)/python -m lambda_build.packages
 	touch $(PACKAGED)
 
 package: $(PACKAGED)

@@ -13,11 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 from market.bars import INTERVAL_SECONDS
 from market.ticks import InvalidTick, validate_symbol
 
+# The rules deployed with the code, beside this module.
+DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.yaml"
 DIRECTIONS = ("up", "down", "any")
 DEFAULT_COOLDOWN_MINUTES = 30
 HUNDRED = Decimal(100)

@@ -18,7 +18,7 @@ import yaml
 
 from alerts.rules import Alert, Close, RuleConfigError, RuleSet, evaluate, message, parse_rules
 from alerts.slack_webhook import Delivery
-from consumers.aggregate.logic import StoredBar
+from market.bars import StoredBar
 
 
 class CooldownUnavailable(RuntimeError):

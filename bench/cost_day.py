@@ -3,7 +3,7 @@
 Ticks are generated as columns (numpy), not through the producer, at RATE ticks/s across the
 symbols, with the synthetic market's model (Poisson arrivals, a weight per symbol, geometric
 Brownian motion, log-normal sizes, stable ids). Every tick of the day is taken by the real
-aggregator service (consumers.aggregate.service.Aggregator, BarsTable, DataLake), so bars, id
+aggregator service (functions.aggregator.service.Aggregator, BarsTable, DataLake), so bars, id
 sets, watermarks and bar rows, and with them every item size and request, are exact.
 
 How the stream is cut, as the producer and Lambda cut it:
@@ -45,38 +45,38 @@ import numpy as np
 import orjson
 import pandas as pd
 
-import charts.handler
-import consumers.aggregate.handler
-import consumers.aggregate.ledger
-import consumers.aggregate.service
+import functions.aggregator.handler
+import functions.aggregator.ledger
+import functions.aggregator.service
+import functions.chart_builder.handler
 from alerts.cooldown_table import CooldownTable
+from alerts.rules import DEFAULT_RULES_FILE
 from alerts.service import AlertService, rules_from_file
 from bench.aws_meter import Meter, MeteredDynamoDB, MeteredS3, StreamRecord, Usage
-from charts.builder import CANDLES, WEEKS_OF_DAYS, ChartBuilder
-from charts.cadence import CHART_SECONDS, refresh_seconds
-from charts.render import render_chart
-from charts.settings import DEFAULT_RULES_FILE
-from charts.site_bucket import SiteBucket
-from consumers.aggregate.bars_table import BarsTable
-from consumers.aggregate.data_lake import DataLake
-from consumers.aggregate.ledger import Ledger
-from consumers.aggregate.logic import RawRecord, ShardTicks, StoredBar, WindowState, explode
-from consumers.aggregate.service import Aggregator, AggregatorConfig
-from consumers.local_runner.events import (
+from functions.aggregator.data_lake import DataLake
+from functions.aggregator.ledger import Ledger
+from functions.aggregator.logic import RawRecord, ShardTicks, WindowState, explode
+from functions.aggregator.service import Aggregator, AggregatorConfig
+from functions.chart_builder.cadence import CHART_SECONDS, refresh_seconds
+from functions.chart_builder.render import render_chart
+from functions.chart_builder.service import CANDLES, WEEKS_OF_DAYS, ChartBuilder
+from local_aws.runner.events import (
     FunctionConfig,
     Mapping,
     SourceRecord,
     dynamodb_event,
     window_event,
 )
-from consumers.local_runner.invoker import LocalContext, captured_output
-from consumers.local_runner.schedules import ScheduledTarget
-from consumers.local_runner.shard_processor import MAX_STATE_BYTES
-from market.bars import DEFAULT_INTERVALS
+from local_aws.runner.invoker import LocalContext, captured_output
+from local_aws.runner.schedules import ScheduledTarget
+from local_aws.runner.shard_processor import MAX_STATE_BYTES
+from market.bars import DEFAULT_INTERVALS, StoredBar
 from market.kpl_records import AggregateBuilder
 from market.tick_batches import TickColumns
 from market.ticks import Tick, encode_tick
 from producer.shard_map import MAX_HASH_KEY, ShardMap, ShardRange
+from stores.bars_table import BarsTable
+from stores.site_bucket import SiteBucket
 
 DEMO_SYMBOLS = ["AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META", "TSLA", "JPM"]
 RATE = 1_000  # ticks per second, across all symbols
@@ -469,7 +469,7 @@ def _memoised_item_to_bar() -> Any:
     """item_to_bar, remembered per stored item object: the stand-in hands back the very item it
     stored, which nobody changes, so the same item always parses to the same bar. A copy is
     returned, since the aggregator changes the bars it reads."""
-    real = consumers.aggregate.ledger.item_to_bar
+    real = functions.aggregator.ledger.item_to_bar
     cache: dict[int, tuple[dict[str, Any], StoredBar]] = {}
 
     def item_to_bar(item: dict[str, Any]) -> StoredBar:
@@ -511,7 +511,7 @@ def simulate_day(
     (with anything that has their `stream` list), for the check against moto."""
     started = time.perf_counter()
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-    for module in (charts.handler, consumers.aggregate.handler):
+    for module in (functions.chart_builder.handler, functions.aggregator.handler):
         module.metrics.namespace = "tickstream/cost"  # the template sets it per stack
     symbols = symbols_for(symbol_count)
     meter = Meter()
@@ -570,7 +570,7 @@ def simulate_day(
             written, dynamodb.stream = dynamodb.stream, []
             stream_sequence = _charts_window(result, renderer, written, stream_sequence, window_start)
     finally:
-        vars(consumers.aggregate.service)["explode"] = _real_explode
+        vars(functions.aggregator.service)["explode"] = _real_explode
     per_tick = decode_seconds / decode_ticks if decode_ticks else 0.0
     result.aggregator_seconds += unsampled_ticks * per_tick
     _finish(result, renderer, meter)
@@ -629,10 +629,10 @@ def state_bytes(state: WindowState) -> int:
 
 def _install(aggregator: Aggregator, builder: ChartBuilder, alerts: AlertService) -> None:
     """The handlers' cold-start caches filled with the metered clients, and the two patches."""
-    consumers.aggregate.handler._aggregator = aggregator
-    charts.handler._built = (builder, alerts)
-    vars(consumers.aggregate.service)["explode"] = _explode
-    consumers.aggregate.ledger.item_to_bar = _memoised_item_to_bar()
+    functions.aggregator.handler._built = aggregator
+    functions.chart_builder.handler._built = (builder, alerts)
+    vars(functions.aggregator.service)["explode"] = _explode
+    functions.aggregator.ledger.item_to_bar = _memoised_item_to_bar()
 
 
 def _finish(result: DayResult, renderer: SampledRenderer, meter: Meter) -> None:
@@ -658,7 +658,7 @@ def _charts_window(
         drawn_before = renderer.drawn_seconds
         began = cpu_seconds()
         with _quiet():
-            charts.handler.handler(event, _charts_context())
+            functions.chart_builder.handler.handler(event, _charts_context())
         result.charts_seconds += cpu_seconds() - began - (renderer.drawn_seconds - drawn_before)
         result.charts_invokes += 1
     # The one-minute sweeps of the window, the last at its end: each draws what waits and is due.
@@ -666,7 +666,7 @@ def _charts_window(
         drawn_before = renderer.drawn_seconds
         began = cpu_seconds()
         with _quiet():
-            charts.handler.handler(SWEEP.event(at), _charts_context())
+            functions.chart_builder.handler.handler(SWEEP.event(at), _charts_context())
         result.charts_seconds += cpu_seconds() - began - (renderer.drawn_seconds - drawn_before)
         result.charts_invokes += 1
     return sequence
@@ -733,7 +733,7 @@ def _invoke_aggregator(
     )
     began = cpu_seconds()
     with _quiet():
-        response = consumers.aggregate.handler.handler(
+        response = functions.aggregator.handler.handler(
             event, LocalContext("aggregator", "arn", AGGREGATOR_MEMORY_MB, 60)
         )
     result.aggregator_seconds += cpu_seconds() - began

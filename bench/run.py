@@ -32,11 +32,12 @@ import pandas as pd
 from aws_kinesis_agg.aggregator import RecordAggregator
 from botocore.config import Config
 
-from charts.builder import Chart, draw_in_parallel
-from charts.chart_data import bars_frame
-from charts.render import DPI, HEIGHT_IN, MOVING_AVERAGES, STYLE, WIDTH_IN, render_chart
-from consumers.aggregate.bars_table import PROJECTION_CONDITION
-from consumers.aggregate.logic import RawRecord, WindowState, accumulate, explode
+from functions.aggregator.logic import RawRecord, WindowState, accumulate, explode
+from functions.chart_builder.chart_data import bars_frame
+from functions.chart_builder.render import DPI, HEIGHT_IN, MOVING_AVERAGES, STYLE, WIDTH_IN, render_chart
+from functions.chart_builder.service import Chart, draw_in_parallel
+from local_aws.deploy import deploy_stack
+from local_aws.embedded import EmbeddedAws, free_local_port
 from market.bars import DEFAULT_INTERVALS, Bar, bars_of, bucket_start
 from market.kpl_records import DIGEST_SIZE, MAGIC, AggregateBuilder, _AggregatedRecord, decode_aggregate
 from market.ticks import Tick, encode_tick
@@ -46,9 +47,8 @@ from producer.pace import Pace
 from producer.pipeline import ProduceOptions, Producer
 from producer.shard_map import MAX_HASH_KEY, ShardMap, ShardRange
 from producer.sources import SyntheticMarket
+from stores.bars_table import PROJECTION_CONDITION
 from tickstream.aws_clients import AwsClients
-from tickstream.deploy import deploy_stack
-from tickstream.embedded_aws import EmbeddedAws, free_local_port
 from tickstream.settings import PROJECT_ROOT, Settings
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
@@ -342,7 +342,7 @@ def chart_rows() -> list[Row]:
 
 
 def mplfinance_in_one_call(frame: pd.DataFrame, title: str, bar_seconds: int) -> bytes:
-    """The chart as the straightforward mplfinance call draws it (what charts.render did before)."""
+    """The chart as the straightforward mplfinance call draws it (the chart builder's render did before)."""
     pad = pd.Timedelta(seconds=bar_seconds)
     width = 0.7 * bar_seconds / 86_400
     figure, _ = mpf.plot(

@@ -10,7 +10,7 @@ the same tick, and that is the aggregator's bookkeeping, not this module's.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Context, Decimal, Inexact, InvalidOperation, Overflow
 
 INTERVAL_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86_400}
@@ -161,3 +161,19 @@ def bars_of(
             else:
                 acc.add_tick(price, size, key)
     return bars
+
+
+Position = tuple[int, int]  # (sequence number, sub-sequence number) within one shard
+
+
+@dataclass
+class StoredBar:
+    """A bars-table item in domain terms; bookkeeping fields are empty for a bar not yet stored."""
+
+    symbol: str
+    interval: str
+    start: int
+    acc: BarAccumulator | None = None
+    watermarks: dict[str, Position] = field(default_factory=dict)
+    id_hashes: set[bytes] = field(default_factory=set)
+    version: int = 0

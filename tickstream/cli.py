@@ -22,13 +22,13 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 if TYPE_CHECKING:
-    from consumers.local_runner.runner import LocalRunner
+    from functions.quote_poller.polling import PollFailure
+    from local_aws.runner.runner import LocalRunner
+    from local_aws.stack import StackDeployer, StackOutputs
     from market.ticks import Tick
     from producer.pipeline import ProduceOptions, ProduceStats
-    from producer.quote_polling import PollFailure
     from producer.sources import CsvReplay, SyntheticMarket
     from tickstream.aws_clients import AwsClients
-    from tickstream.stack import StackDeployer, StackOutputs
 
 import typer
 from rich.console import Console
@@ -102,7 +102,7 @@ def main(
 
 
 def _deployer(clients: AwsClients, settings: Settings) -> StackDeployer:
-    from tickstream.stack import StackDeployer
+    from local_aws.stack import StackDeployer
 
     return StackDeployer(clients.client("cloudformation"), settings.stack_name)
 
@@ -124,9 +124,9 @@ def up(
 
 def bring_up(settings: Settings, shards: int | None, parameters: list[str]) -> None:
     """What `up` does, and `demo` first."""
+    from local_aws.deploy import check_given, deploy_stack
+    from local_aws.embedded import EmbeddedAws
     from tickstream.aws_clients import AwsClients
-    from tickstream.deploy import check_given, deploy_stack
-    from tickstream.embedded_aws import EmbeddedAws
 
     check_given(settings, parameters)  # a typo starts no server and creates nothing
     if settings.embedded:
@@ -150,7 +150,7 @@ def bring_up(settings: Settings, shards: int | None, parameters: list[str]) -> N
 @app.command()
 def down() -> None:
     """Stop the embedded AWS that `up` started (its state goes with it)."""
-    from tickstream.embedded_aws import EmbeddedAws
+    from local_aws.embedded import EmbeddedAws
 
     settings = state.settings
     if not settings.embedded:
@@ -162,9 +162,9 @@ def down() -> None:
 @app.command()
 def status() -> None:
     """Stream and shards, DLQ depth, and where everything is."""
-    from consumers.shard_reader import ShardReader
+    from stores.shard_reader import ShardReader
     from tickstream.aws_clients import AwsClients
-    from tickstream.health import HEALTH_WINDOW_S, HealthReader
+    from tickstream.ops.health import HEALTH_WINDOW_S, HealthReader
 
     clients = AwsClients(state.settings)
     outputs = _deployer(clients, state.settings).outputs()
@@ -250,8 +250,8 @@ def local_runner(
 ) -> LocalRunner:
     """The runner of the stack's mappings and schedules (of all its functions, or of `functions`),
     its handlers reaching the same local stack."""
-    from consumers.local_runner.runner import LocalRunner
-    from tickstream.deploy import runner_checkpoints_table
+    from local_aws.deploy import runner_checkpoints_table
+    from local_aws.runner.runner import LocalRunner
 
     return LocalRunner(
         clients.client,
@@ -264,7 +264,7 @@ def local_runner(
 def run_consumer(
     clients: AwsClients, settings: Settings, outputs: StackOutputs, until_idle: bool
 ) -> LocalRunner:
-    from tickstream.stack import StackError
+    from local_aws.stack import StackError
 
     try:
         runner = local_runner(clients, settings, outputs)
@@ -295,7 +295,7 @@ def consume(
 def consume_stack(settings: Settings, until_idle: bool) -> None:
     """What `consume` does, and `demo` with its own webhook receiver; then what each mapping and
     schedule did."""
-    from consumers.local_runner.kill_switch import KillAfterWrites
+    from local_aws.runner.kill_switch import KillAfterWrites
     from tickstream.aws_clients import AwsClients
 
     clients = AwsClients(settings)
@@ -321,15 +321,15 @@ def consume_stack(settings: Settings, until_idle: bool) -> None:
 @app.command()
 def redrive() -> None:
     """Bring the ticks of batches Lambda gave up on (the dead-letter queue) into the bars, once."""
-    from consumers.aggregate.bars_table import BarsTable
-    from consumers.aggregate.data_lake import DataLake
-    from consumers.aggregate.ledger import Ledger, LedgerError
-    from consumers.aggregate.service import Aggregator, AggregatorConfig
-    from consumers.aggregate.settings import AggregatorSettings, AggregatorSettingsError
-    from consumers.shard_reader import ShardReader
+    from functions.aggregator.data_lake import DataLake
+    from functions.aggregator.ledger import Ledger, LedgerError
+    from functions.aggregator.service import Aggregator, AggregatorConfig
+    from functions.aggregator.settings import AggregatorSettings, AggregatorSettingsError
+    from stores.bars_table import BarsTable
+    from stores.shard_reader import ShardReader
     from tickstream.aws_clients import AwsClients
-    from tickstream.redrive import DeadLetterQueue, RedriveError
-    from tickstream.redrive import redrive as recover_discarded
+    from tickstream.ops.redrive import DeadLetterQueue, RedriveError
+    from tickstream.ops.redrive import redrive as recover_discarded
 
     clients = AwsClients(state.settings)
     outputs = _deployer(clients, state.settings).outputs()
@@ -376,9 +376,12 @@ def build_charts(
     clients: AwsClients, outputs: StackOutputs, symbol: str | None, pending: bool = False
 ) -> int:
     """Draws a symbol's charts, every symbol's, or (pending) those the chart builder left waiting."""
-    from charts.builder import ChartBuilder, draw_in_parallel  # matplotlib: only when drawing
-    from charts.site_bucket import SiteBucket
-    from consumers.aggregate.bars_table import BarsTable
+    from functions.chart_builder.service import (  # matplotlib: only when drawing
+        ChartBuilder,
+        draw_in_parallel,
+    )
+    from stores.bars_table import BarsTable
+    from stores.site_bucket import SiteBucket
 
     table = BarsTable(clients.client("dynamodb"), outputs.BarsTableName)
 
@@ -462,7 +465,7 @@ def logs(
 ) -> None:
     """CloudWatch Logs of a function (/aws/lambda/<name>), like `sam logs --tail`."""
     from tickstream.aws_clients import AwsClients
-    from tickstream.log_tail import LogTail, parse_since
+    from tickstream.ops.log_tail import LogTail, parse_since
 
     try:
         since_ms = parse_since(since, int(time.time() * 1000))
@@ -491,9 +494,9 @@ def view(
     ] = "127.0.0.1",
 ) -> None:
     """Serve the chart site from its bucket at http://HOST:PORT/ until stopped."""
-    from charts.site_bucket import SiteBucket
+    from stores.site_bucket import SiteBucket
     from tickstream.aws_clients import AwsClients
-    from tickstream.site_viewer import SiteViewer
+    from tickstream.ops.site_viewer import SiteViewer
 
     clients = AwsClients(state.settings)
     outputs = _deployer(clients, state.settings).outputs()
@@ -509,7 +512,7 @@ def view(
 
 def _polled_ticks(config_path: Path, duration: float | None, stop: threading.Event) -> Iterator[Tick]:
     """A quote API polled every poll_seconds; a symbol that fails is reported and skipped."""
-    from producer.quote_polling import QuotePoller, QuoteSourceConfig, SourceConfigError
+    from functions.quote_poller.polling import QuotePoller, QuoteSourceConfig, SourceConfigError
 
     try:
         config = QuoteSourceConfig.from_file(config_path, os.environ)
@@ -590,7 +593,7 @@ def where_prices_stand(
     A producer may be allowed to put records and nothing else (the stack's ProducerPolicyArn): when
     the bars cannot be read, the run says so and draws its prices from the seed.
     """
-    from consumers.aggregate.bars_table import BarsTable, BarsTableError
+    from stores.bars_table import BarsTable, BarsTableError
 
     table = BarsTable(clients.client("dynamodb"), outputs.BarsTableName)
     standing = {}
@@ -752,7 +755,7 @@ def produce(
         ticks, total = csv_source.ticks(), None
         err.print(_csv_pace_note(csv_source, pace), markup=False, highlight=False, soft_wrap=True)
     elif source.startswith("http:"):
-        path = _source_file(source, "a quote source config such as quote_poller/sources.yaml")
+        path = _source_file(source, "a quote source config such as functions/quote_poller/sources.yaml")
         ticks, total = _polled_ticks(path, duration, stop), None
     else:
         raise fail(f"--source {source!r}: expected 'synthetic', 'csv:<path>' or 'http:<config>'")
@@ -789,8 +792,8 @@ def demo(
     from producer.pipeline import ProduceOptions
     from producer.sources import Jump, SyntheticMarket
     from tickstream.aws_clients import AwsClients
-    from tickstream.demo import read_stream, show_alerts, show_bars, show_landing  # pandas: the demo's
-    from tickstream.webhook_receiver import WebhookReceiver
+    from tickstream.demo.show import read_stream, show_alerts, show_bars, show_landing  # pandas: the demo's
+    from tickstream.demo.webhook_receiver import WebhookReceiver
 
     bring_up(state.settings, None, [])
     clients = AwsClients(state.settings)
@@ -874,17 +877,17 @@ def expected_errors() -> tuple[type[Exception], ...]:
     """What commands end in when the stack, the endpoint, the credentials or the input is not
     right, as opposed to a bug: each is reported in one line with the next step, without a
     traceback. Imported here, once a command has failed, so that no command pays for them."""
-    from charts.site_bucket import SiteError
-    from consumers.aggregate.bars_table import BarsTableError
-    from consumers.local_runner.aws_io import RunnerIOError
-    from consumers.shard_reader import StreamReadError
+    from lambda_build.artifacts import ArtifactError
+    from local_aws.embedded import EmbeddedAwsError
+    from local_aws.runner.aws_io import RunnerIOError
+    from local_aws.stack import StackError
     from producer.kinesis_writer import KinesisError
-    from tickstream.embedded_aws import EmbeddedAwsError
+    from stores.bars_table import BarsTableError
+    from stores.shard_reader import StreamReadError
+    from stores.site_bucket import SiteError
     from tickstream.failures import BOTOCORE_ERRORS
-    from tickstream.health import HealthReadError
-    from tickstream.lambda_artifacts import ArtifactError
-    from tickstream.log_tail import LogReadError
-    from tickstream.stack import StackError
+    from tickstream.ops.health import HealthReadError
+    from tickstream.ops.log_tail import LogReadError
 
     return (
         *BOTOCORE_ERRORS,

@@ -21,8 +21,8 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as EndpointUnreachable
 from botocore.parsers import ResponseParserError
 
+from local_aws.stack import StackNotFound
 from tickstream.settings import Settings
-from tickstream.stack import StackNotFound
 
 # botocore's errors, all of which a command may meet; ResponseParserError is not a BotoCoreError.
 BOTOCORE_ERRORS = (BotoCoreError, ClientError, ResponseParserError)

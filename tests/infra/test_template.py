@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from tickstream.deploy import check_parameters, parameter_overrides, stack_parameters
-from tickstream.moto_gaps import RuleBroken, StackContext, check_rules
+from local_aws.deploy import check_parameters, parameter_overrides, stack_parameters
+from local_aws.moto_gaps import RuleBroken, StackContext, check_rules
+from local_aws.stack import StackError, load_template
 from tickstream.settings import PROJECT_ROOT, TEMPLATE_PATH
-from tickstream.stack import StackError, load_template
 
 CHECKOV = PROJECT_ROOT / ".venv-checkov" / "bin" / "checkov"
 # The one service here whose actions support no resource-level permissions.

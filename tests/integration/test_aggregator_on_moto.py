@@ -22,14 +22,14 @@ from typing import Any
 import pytest
 from aws_kinesis_agg.deaggregator import deaggregate_records
 
-from consumers.aggregate.bars_table import BarsTable
-from consumers.aggregate.data_lake import DataLake
+from functions.aggregator.data_lake import DataLake
+from local_aws.stack import StackDeployer, StackOutputs
 from market.kpl_records import AggregateBuilder
 from market.ticks import Tick, encode_tick
 from producer.sources import SyntheticMarket
+from stores.bars_table import BarsTable
 from tests.support.local_stack import TICKSTREAM, LocalStack, run_cli
-from tickstream.bars_reference import reference_bars
-from tickstream.stack import StackDeployer, StackOutputs
+from tickstream.demo.bars_reference import reference_bars
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
+from local_aws.stack import StackDeployer
 from tests.support.local_stack import LocalStack, run_cli
-from tickstream.stack import StackDeployer
 
 pytestmark = pytest.mark.integration
 

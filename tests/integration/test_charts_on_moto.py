@@ -17,9 +17,9 @@ import orjson
 import pytest
 from playwright.sync_api import sync_playwright
 
+from local_aws.embedded import free_local_port
+from local_aws.stack import StackDeployer, StackOutputs
 from tests.support.local_stack import TICKSTREAM, LocalStack, run_cli
-from tickstream.embedded_aws import free_local_port
-from tickstream.stack import StackDeployer, StackOutputs
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
+from local_aws.embedded import free_local_port
 from tests.support.local_stack import LocalStack, clean_environment, run_cli
-from tickstream.embedded_aws import free_local_port
 
 pytestmark = pytest.mark.integration
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.aggregate.bars_table import BarsTable
+from local_aws.stack import StackDeployer
+from stores.bars_table import BarsTable
 from tests.support.local_stack import LocalStack, run_cli
-from tickstream.stack import StackDeployer
 
 pytestmark = pytest.mark.integration
 

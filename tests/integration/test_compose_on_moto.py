@@ -21,8 +21,8 @@ import jsonschema
 import pytest
 import yaml
 
+from local_aws.embedded import free_local_port
 from tests.support.local_stack import TICKSTREAM, LocalStack, run_cli
-from tickstream.embedded_aws import free_local_port
 from tickstream.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration

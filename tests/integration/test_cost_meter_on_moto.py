@@ -18,7 +18,7 @@ import pytest
 import bench.cost_day
 from bench.aws_meter import StreamRecord, item_bytes
 from bench.cost_day import ALERT_TABLE, BARS_TABLE, DATA_BUCKET, LEDGER_TABLE, SITE_BUCKET, simulate_day
-from tickstream.embedded_aws import EmbeddedAws, free_local_port
+from local_aws.embedded import EmbeddedAws, free_local_port
 
 pytestmark = pytest.mark.integration
 

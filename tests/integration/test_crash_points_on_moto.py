@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.shard_reader import ShardReader
+from local_aws.stack import StackDeployer
 from market.bars import DEFAULT_INTERVALS
+from stores.shard_reader import ShardReader
 from tests.support.local_stack import LocalStack, run_cli
 from tests.support.stack_state import checkpoints_table, expected_rows, s3_rows, start_over, stored_bars
-from tickstream.bars_reference import reference_from_stream
-from tickstream.stack import StackDeployer
+from tickstream.demo.bars_reference import reference_from_stream
 
 pytestmark = pytest.mark.integration
 

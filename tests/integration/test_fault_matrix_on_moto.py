@@ -17,12 +17,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from consumers.shard_reader import ShardReader
+from local_aws.stack import StackDeployer, StackOutputs
 from market.bars import DEFAULT_INTERVALS
 from producer.kinesis_writer import KinesisStreamWriter
 from producer.pace import Pace
 from producer.pipeline import ProduceOptions, Producer
 from producer.sources import SyntheticMarket
+from stores.shard_reader import ShardReader
 from tests.support.aws_fault_proxy import AwsFaultProxy, Fault, FaultPlan, Target
 from tests.support.local_stack import LocalStack, run_cli
 from tests.support.stack_state import (
@@ -33,8 +34,7 @@ from tests.support.stack_state import (
     start_over,
     stored_bars,
 )
-from tickstream.bars_reference import ReferenceBar, reference_from_stream
-from tickstream.stack import StackDeployer, StackOutputs
+from tickstream.demo.bars_reference import ReferenceBar, reference_from_stream
 
 pytestmark = pytest.mark.integration
 

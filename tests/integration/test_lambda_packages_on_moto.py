@@ -26,18 +26,18 @@ import pytest
 import yaml
 from pytest_httpserver import HTTPServer
 
-from consumers.aggregate.bars_table import BarsTable
-from tests.support.iam_policies import granted, role_policies
-from tests.support.local_stack import LocalStack, run_cli
-from tickstream.lambda_packages import (
+from lambda_build.functions import (
     AGGREGATOR,
     CHART_BUILDER,
     LAMBDA_UNZIPPED_LIMIT,
     QUOTE_POLLER,
     FunctionPackage,
 )
+from local_aws.stack import StackDeployer, StackOutputs, load_template
+from stores.bars_table import BarsTable
+from tests.support.iam_policies import granted, role_policies
+from tests.support.local_stack import LocalStack, run_cli
 from tickstream.settings import PROJECT_ROOT, TEMPLATE_PATH
-from tickstream.stack import StackDeployer, StackOutputs, load_template
 
 pytestmark = pytest.mark.integration
 
@@ -185,7 +185,7 @@ def test_artifacts_are_within_lambdas_limits_and_leave_out_the_runtimes_packages
         assert not {"boto3", "botocore", "s3transfer"} & _distributions(task)
         assert not list(task.rglob("*.pyc"))
         assert not (task / "tickstream").exists()
-        assert not (task / "consumers" / "local_runner").exists()
+        assert not (task / "local_aws").exists()
     assert (charts / "pandas").is_dir()
 
 

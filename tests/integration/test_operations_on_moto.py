@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from local_aws.stack import StackDeployer, StackOutputs
 from tests.support.iam_policies import granted, role_policies
 from tests.support.local_stack import TICKSTREAM, LocalStack, run_cli
-from tickstream.stack import StackDeployer, StackOutputs
 
 pytestmark = pytest.mark.integration
 

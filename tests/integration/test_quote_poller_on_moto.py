@@ -23,14 +23,14 @@ import pytest
 import yaml
 from pytest_httpserver import HTTPServer
 
-from consumers.local_runner.runner import LocalRunner
-from consumers.shard_reader import ShardReader, user_records
+from local_aws.runner.runner import LocalRunner
+from local_aws.stack import StackDeployer, StackOutputs
+from stores.shard_reader import ShardReader, user_records
 from tests.support.iam_policies import granted, role_policies
 from tests.support.local_stack import LocalStack, run_cli
 from tickstream.aws_clients import AwsClients
 from tickstream.cli import local_runner
 from tickstream.settings import Settings
-from tickstream.stack import StackDeployer, StackOutputs
 
 pytestmark = pytest.mark.integration
 
@@ -170,7 +170,7 @@ def test_the_templates_schedule_reaches_the_runner_with_its_retry_settings(
     ]
     target = schedule.target
     assert target.function.name == poller_stack.outputs.QuotePollerFunctionName
-    assert target.function.handler == "quote_poller.handler.handler"
+    assert target.function.handler == "functions.quote_poller.handler.handler"
     assert target.function.timeout_s == 150
     assert target.period_s == 60
     # EventInvokeConfig in the template: a failed poll is not retried, and an event is good for 60 s.

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from producer.quote_polling import PollFailure, QuotePoller, QuoteSourceConfig, SourceConfigError
+from functions.quote_poller.polling import PollFailure, QuotePoller, QuoteSourceConfig, SourceConfigError
 from webclients.retrying_http import RateLimiter, RetryingHttp
 
 RECORDED = Path(__file__).parent.parent / "fixtures" / "quotes"

@@ -16,12 +16,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from consumers.aggregate.bars_table import BarsTable
-from consumers.shard_reader import ShardReader
+from local_aws.stack import StackDeployer
 from market.bars import DEFAULT_INTERVALS
+from stores.bars_table import BarsTable
+from stores.shard_reader import ShardReader
 from tests.support.local_stack import LocalStack, run_cli
-from tickstream.bars_reference import public_values, reference_from_stream
-from tickstream.stack import StackDeployer
+from tickstream.demo.bars_reference import public_values, reference_from_stream
 
 pytestmark = pytest.mark.integration
 

@@ -19,17 +19,17 @@ import time
 
 import pytest
 
-from consumers.shard_reader import ShardReader
+from local_aws.stack import StackDeployer
 from market.bars import DEFAULT_INTERVALS
 from producer.kinesis_writer import KinesisStreamWriter
 from producer.pace import Pace
 from producer.pipeline import ProduceOptions, Producer
 from producer.sources import SyntheticMarket
+from stores.shard_reader import ShardReader
 from tests.support.aws_fault_proxy import AwsFaultProxy, FaultPlan
 from tests.support.local_stack import TICKSTREAM, LocalStack, run_cli
 from tests.support.stack_state import checkpoints_table, dead_letters, expected_rows, s3_rows, stored_bars
-from tickstream.bars_reference import reference_from_stream
-from tickstream.stack import StackDeployer
+from tickstream.demo.bars_reference import reference_from_stream
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from local_aws.embedded import free_local_port
+from local_aws.stack import StackDeployer, StackNotFound
 from tests.support.local_stack import LocalStack, clean_environment, run_cli
-from tickstream.embedded_aws import free_local_port
-from tickstream.stack import StackDeployer, StackNotFound
 
 pytestmark = pytest.mark.integration
 

@@ -22,26 +22,31 @@ from typing import Any
 import boto3
 import pytest
 
+from lambda_build.artifacts import build_code_zip
+from local_aws.embedded import free_local_port
+from local_aws.stack import StackDeployer, output_values
 from tests.support.local_stack import clean_environment
-from tickstream.embedded_aws import free_local_port
-from tickstream.lambda_artifacts import build_code_zip
 from tickstream.settings import PROJECT_ROOT
-from tickstream.stack import StackDeployer, output_values
 
 pytestmark = pytest.mark.integration
 
 # Packages of the checkout that are run from it, never installed.
 CHECKOUT_ONLY = frozenset({"tests", "bench"})
 # Each Lambda function's handler module, and the CLI's.
-ENTRY_MODULES = ("consumers.aggregate.handler", "charts.handler", "quote_poller.handler", "tickstream.cli")
+ENTRY_MODULES = (
+    "functions.aggregator.handler",
+    "functions.chart_builder.handler",
+    "functions.quote_poller.handler",
+    "tickstream.cli",
+)
 # Imports the entry modules and reads the data files they read at run time with the program's own
 # loaders; prints where each module came from.
 CHECK_IMPORTS = """
 import importlib, sys
 from alerts.service import rules_from_file
-from charts.settings import DEFAULT_RULES_FILE
-from producer.quote_polling import QuoteSourceConfig
-from quote_poller.settings import DEFAULT_SOURCES_FILE
+from alerts.rules import DEFAULT_RULES_FILE
+from functions.quote_poller.polling import QuoteSourceConfig
+from functions.quote_poller.settings import DEFAULT_SOURCES_FILE
 rules_from_file(DEFAULT_RULES_FILE)
 QuoteSourceConfig.from_file(DEFAULT_SOURCES_FILE, {}, api_key="unused")
 for name in sys.argv[1:]:

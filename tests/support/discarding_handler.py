@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from consumers.aggregate.handler import handler as real_handler
+from functions.aggregator.handler import handler as real_handler
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from consumers.aggregate.handler import handler as real_handler
+from functions.aggregator.handler import handler as real_handler
 
 _invocations = 0
 _faulted: set[str] = set()

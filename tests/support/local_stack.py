@@ -12,9 +12,9 @@ from typing import Any
 
 import boto3
 
-from consumers.shard_reader import ShardReader, UserRecordView, user_records
-from tickstream.embedded_aws import free_local_port
-from tickstream.stack import StackDeployer, StackOutputs
+from local_aws.embedded import free_local_port
+from local_aws.stack import StackDeployer, StackOutputs
+from stores.shard_reader import ShardReader, UserRecordView, user_records
 
 TICKSTREAM = [sys.executable, "-m", "tickstream"]
 

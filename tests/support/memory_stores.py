@@ -10,12 +10,12 @@ import copy
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from charts.site import Manifest, SymbolEntry, entries_from_manifest, manifest_json
-from charts.site_bucket import ManifestChanged, SiteError
-from consumers.aggregate.data_lake import bar_rows_key, day_of
-from consumers.aggregate.ledger import LedgerError, VersionConflict
-from consumers.aggregate.logic import MinuteBookkeeping, MinuteKey, Rejection, StoredBar
-from market.bars import BASE_INTERVAL, INTERVAL_SECONDS
+from functions.aggregator.data_lake import bar_rows_key, day_of
+from functions.aggregator.ledger import LedgerError, VersionConflict
+from functions.aggregator.logic import MinuteBookkeeping, MinuteKey, Rejection
+from functions.chart_builder.site import Manifest, SymbolEntry, entries_from_manifest, manifest_json
+from market.bars import BASE_INTERVAL, INTERVAL_SECONDS, StoredBar
+from stores.site_bucket import ManifestChanged, SiteError
 
 
 class ProcessKilled(BaseException):

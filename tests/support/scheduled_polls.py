@@ -19,11 +19,11 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from local_aws.stack import StackDeployer
 from tests.support.recorded_cli import record_handler_calls
 from tickstream.aws_clients import AwsClients
 from tickstream.cli import local_runner
 from tickstream.settings import Settings
-from tickstream.stack import StackDeployer
 
 
 def main(start_s: float, steps: list[float], record: Path | None, function: str | None) -> None:

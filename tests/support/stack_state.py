@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from consumers.aggregate.bars_table import BarsTable
-from consumers.aggregate.data_lake import DataLake
+from functions.aggregator.data_lake import DataLake
+from local_aws.stack import StackDeployer, StackOutputs, output_values
+from stores.bars_table import BarsTable
 from tests.support.local_stack import LocalStack
-from tickstream.bars_reference import ReferenceBar, public_values
-from tickstream.stack import StackDeployer, StackOutputs, output_values
+from tickstream.demo.bars_reference import ReferenceBar, public_values
 
 S3Row = tuple[Decimal, ...]
 

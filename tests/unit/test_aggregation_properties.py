@@ -11,17 +11,17 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumers.aggregate.ledger import LedgerError
-from consumers.aggregate.logic import MAX_IDS_PER_BAR, RawRecord, StoredBar, WindowState, fold_children
-from consumers.aggregate.service import Aggregator, AggregatorConfig
-from consumers.local_runner.shard_processor import MAX_STATE_BYTES
-from market.bars import DEFAULT_INTERVALS, BarAccumulator, bucket_start
+from functions.aggregator.ledger import LedgerError
+from functions.aggregator.logic import MAX_IDS_PER_BAR, RawRecord, WindowState, fold_children
+from functions.aggregator.service import Aggregator, AggregatorConfig
+from local_aws.runner.shard_processor import MAX_STATE_BYTES
+from local_aws.stack import load_template
+from market.bars import DEFAULT_INTERVALS, BarAccumulator, StoredBar, bucket_start
 from market.kpl_records import AggregateBuilder
 from market.ticks import Tick, encode_tick
 from tests.support.memory_stores import MemoryDataLake, MemoryLedger
-from tickstream.bars_reference import ReferenceTick, public_values, reference_bars
+from tickstream.demo.bars_reference import ReferenceTick, public_values, reference_bars
 from tickstream.settings import TEMPLATE_PATH
-from tickstream.stack import load_template
 
 BASE_MS = 1_795_000_000_000
 # Every record reaches the stream after the last tick's event time (tick_strategy's 3 hours).

@@ -4,62 +4,22 @@ of every series drawn in the end, whatever the order of changes, sweeps, races a
 from __future__ import annotations
 
 import json
-import time
-from decimal import Decimal
 
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import charts.handler
-from charts.builder import ChartBuilder
-from charts.cadence import CHART_SECONDS, plan, refresh_seconds
-from charts.handler import event_time, is_sweep
-from charts.settings import ChartSettings, ChartSettingsError
-from charts.site_bucket import SiteError
-from consumers.aggregate.logic import StoredBar
-from consumers.local_runner.invoker import LocalContext
-from market.bars import BarAccumulator
-from tests.support.memory_stores import MemorySite, ProcessKilled, WriteCounter
+from functions.chart_builder.cadence import CHART_SECONDS, plan, refresh_seconds
+from functions.chart_builder.service import ChartBuilder
+from functions.chart_builder.settings import ChartSettings, ChartSettingsError
+from stores.site_bucket import SiteError
+from tests.support.chart_doubles import T0, DrawLog, VersionedBars, render
+from tests.support.memory_stores import ProcessKilled, WriteCounter
 
-T0 = 1_793_629_800  # 2026-11-02 14:30 UTC
 SYMBOLS = ("A+B", "MSFT")
 INTERVALS = ("1m", "5m", "1h", "1d")
 WEEK = CHART_SECONDS["1w"]
-
-
-class VersionedBars:
-    """One bar per series whose close is its version: a chart's PNG says which version it shows."""
-
-    def __init__(self) -> None:
-        self.version: dict[tuple[str, str], int] = {}
-
-    def change(self, symbol: str, interval: str) -> None:
-        self.version[(symbol, interval)] = self.version.get((symbol, interval), 0) + 1
-
-    def query_bars(self, symbol: str, interval: str, newest: int) -> list[StoredBar]:
-        version = self.version.get((symbol, interval))
-        if version is None:
-            return []
-        acc = BarAccumulator.of_tick(Decimal(version), Decimal(1), (T0 * 1000, 0, 0))
-        return [StoredBar(symbol, interval, T0 - T0 % 86_400, acc)]
-
-
-def render(frame: pd.DataFrame, title: str, bar_seconds: int) -> bytes:
-    return f"{title}={frame.Close.iloc[-1]:g}".encode()
-
-
-class DrawLog(MemorySite):
-    """The site, remembering when each chart was drawn."""
-
-    def __init__(self, counter: WriteCounter | None = None) -> None:
-        super().__init__(counter)
-        self.draws: list[tuple[tuple[str, str], int]] = []
-
-    def put_chart(self, symbol: str, interval: str, png: bytes) -> None:
-        super().put_chart(symbol, interval, png)
-        self.draws.append(((symbol, interval), self.clock))
 
 
 def test_a_series_is_due_when_never_drawn_or_when_its_period_has_passed() -> None:
@@ -183,23 +143,6 @@ def test_a_manifest_written_meanwhile_keeps_both_writers_pending_charts() -> Non
     builder.rebuild({("A+B", "1m")}, T0 + 1)
     pending = site.read_manifest().pending()
     assert pending == {("A+B", "1m"), ("MSFT", "1m")}
-
-
-def test_the_sweep_and_a_stream_batch_each_carry_their_own_time() -> None:
-    sweep = {
-        "version": "0",
-        "id": "1",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "time": "2026-11-02T14:31:00Z",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/r"],
-        "detail": {},
-    }
-    assert is_sweep(sweep)
-    assert event_time(sweep) == T0 + 60
-    batch = {"Records": [{"dynamodb": {"ApproximateCreationDateTime": t}} for t in (T0 + 5.5, T0 + 9.9, T0)]}
-    assert not is_sweep(batch)
-    assert event_time(batch) == T0 + 9
 
 
 @pytest.mark.parametrize("given_minutes", ["0", "-1", "1.5", "x"])
@@ -338,38 +281,3 @@ def test_a_page_that_fails_to_be_written_is_written_by_the_next_invocation() -> 
     builder.rebuild(set(), T0 + 120)
     assert site.page["MSFT"].drawn_at == {"1m": T0 + 120}
     assert site.page == site.entries()
-
-
-@pytest.mark.parametrize(
-    "event",
-    [
-        {},
-        {"detail-type": "Something Else", "source": "aws.events"},
-        {"Records": "not a list"},
-    ],
-)
-def test_an_event_that_is_neither_a_stream_batch_nor_the_sweep_is_ignored(
-    event: dict[str, object], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(charts.handler.metrics, "namespace", "tickstream/test")  # the template sets it
-    site = DrawLog()
-    charts.handler._built = (ChartBuilder(VersionedBars(), site, render=render, refresh_floor_s=60), None)
-    try:
-        answer = charts.handler.handler(event, LocalContext("charts", "arn", 1024, 120))
-    finally:
-        charts.handler._built = None
-    assert answer == {"batchItemFailures": []}
-    assert site.manifest is None
-
-
-def test_times_that_are_missing_or_beyond_the_page_are_replaced_by_the_clock() -> None:
-    sweep = {"source": "aws.events", "detail-type": "Scheduled Event"}
-    before = int(time.time())
-    assert event_time({**sweep, "time": "2026-11-02T14:31:00"}) == T0 + 60  # no zone: UTC
-    assert event_time({**sweep, "time": "soon"}) >= before
-    assert event_time(sweep) >= before
-    assert event_time({"Records": [{"dynamodb": {"ApproximateCreationDateTime": 1e20}}]}) >= before
-    assert (
-        event_time({"Records": [{"dynamodb": None}, {"dynamodb": {"ApproximateCreationDateTime": "x"}}]})
-        >= before
-    )

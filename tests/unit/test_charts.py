@@ -10,12 +10,11 @@ import orjson
 import pandas as pd
 import pytest
 
-from charts.builder import ChartBuilder, charts_to_draw
-from charts.chart_data import bars_frame, weekly_from_daily
-from charts.render import render_chart
-from charts.site import SymbolEntry, index_html, manifest_json
-from consumers.aggregate.logic import StoredBar
-from market.bars import Bar, BarAccumulator
+from functions.chart_builder.chart_data import bars_frame, weekly_from_daily
+from functions.chart_builder.render import render_chart
+from functions.chart_builder.service import ChartBuilder, charts_to_draw
+from functions.chart_builder.site import SymbolEntry, index_html, manifest_json
+from market.bars import Bar, BarAccumulator, StoredBar
 from tests.support.memory_stores import MemorySite
 
 MINUTE = 1_793_629_800  # 2026-11-02 14:30 UTC

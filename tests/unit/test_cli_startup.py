@@ -16,8 +16,10 @@ HEAVY = (
     "mplfinance",
     "samtranslator",
     "moto",
-    "consumers",
-    "charts",
+    "functions",
+    "stores",
+    "local_aws",
+    "lambda_build",
 )
 
 

@@ -12,11 +12,11 @@ from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumers.shard_reader import StreamRecord
 from market.ticks import Tick, encode_tick
 from producer.sources import SyntheticMarket
-from tickstream.bars_reference import reference_bars, reference_from_stream
+from stores.shard_reader import StreamRecord
 from tickstream.cli import where_prices_stand
+from tickstream.demo.bars_reference import reference_bars, reference_from_stream
 
 START_MS = 1_764_460_800_000  # 2025-11-30 00:00 UTC
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from consumers.aggregate.logic import RawRecord, WindowState
-from consumers.aggregate.service import Aggregator, AggregatorConfig
+from functions.aggregator.logic import RawRecord, WindowState
+from functions.aggregator.service import Aggregator, AggregatorConfig, item_failures
 from market.bars import DEFAULT_INTERVALS
 from market.kpl_records import AggregateBuilder
 from market.ticks import Tick, encode_tick
 from tests.support.memory_stores import MemoryDataLake, MemoryLedger, ProcessKilled, WriteCounter
-from tickstream.bars_reference import ReferenceBar, ReferenceTick, public_values, reference_bars
+from tickstream.demo.bars_reference import ReferenceBar, ReferenceTick, public_values, reference_bars
 
 BASE_MS = 1_795_000_020_000  # 00:47:00 on a day: windows cross a 5m and a 1h boundary below
 SHARD = "shardId-000000000000"
@@ -164,16 +164,15 @@ def test_a_final_invoke_retried_with_the_state_before_it_gives_the_bars_of_no_ki
 
 
 def _handle_window0(aggregator: Aggregator, records: list[RawRecord]) -> None:
-    """One batch as a window-0 mapping handles it: a failed 1m write reports the lowest record of
-    its minute (consumers.aggregate.handler), and Lambda retries from there to the same last record."""
+    """One batch as a window-0 mapping handles it: the service names the record to retry from
+    (item_failures), and Lambda retries from there to the same last record."""
     while records:
         state = WindowState()
         aggregator.take(SHARD, records, state)
-        failed = aggregator.flush(SHARD, state).failed_minutes
+        failed = item_failures(aggregator.flush(SHARD, state), state, windowed=False)
         if not failed:
             return
-        lowest = min(state.minutes[key].low for key in failed)
-        records = [r for r in records if r.sequence >= lowest[0]]
+        records = [r for r in records if r.sequence >= int(failed[0])]
 
 
 def test_a_batch_retried_from_its_first_failed_record_keeps_the_rows_written_before_it() -> None:

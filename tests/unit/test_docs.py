@@ -20,22 +20,13 @@ PAGES = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *DOCS]
 README_MAX_BYTES = 10 * 1024
 FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
-# Top-level folders whose files the docs name.
-PACKAGES = (
-    "tests",
-    "consumers",
-    "charts",
-    "market",
-    "producer",
-    "tickstream",
-    "infra",
-    "bench",
-    "alerts",
-    "quote_poller",
-    "webclients",
-    "docs",
-)
-HANDLERS = ["consumers/aggregate/handler.py", "charts/handler.py", "quote_poller/handler.py"]
+# Top-level folders whose files the docs name: every package, and the folders of data and text.
+PACKAGES = tuple(sorted({p.parent.name for p in ROOT.glob("*/__init__.py")} | {"docs", "infra", "tests"}))
+HANDLERS = [
+    "functions/aggregator/handler.py",
+    "functions/chart_builder/handler.py",
+    "functions/quote_poller/handler.py",
+]
 
 
 def _prose(page: Path) -> str:
@@ -106,7 +97,7 @@ def test_the_contract_names_exactly_the_quarantine_reasons() -> None:
 
 
 def test_every_source_path_the_docs_name_exists() -> None:
-    """A doc that names a file (`tests/unit/test_docs.py`, `charts/handler.py`) names one that is there."""
+    """A doc that names a file (`tests/unit/test_docs.py`, `stores/bars_table.py`) names one that is there."""
     pattern = re.compile(rf"`((?:{'|'.join(PACKAGES)})/[\w./-]+)`")
     named = {path for page in PAGES for path in pattern.findall(FENCE.sub("", page.read_text()))}
     assert "tests/unit/test_crash_points.py" in named

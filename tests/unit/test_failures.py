@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError, ConnectionClosedError, ProfileNotFound
 
+from local_aws.stack import StackError, StackNotFound
 from tickstream.failures import explain
 from tickstream.settings import Settings
-from tickstream.stack import StackError, StackNotFound
 
 ON_AWS = Settings.from_environment({"AWS_REGION": "eu-west-1"}, real_aws=True)
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from consumers.local_runner.events import FunctionConfig, Mapping, SourceRecord, window_event
-from consumers.local_runner.invoker import InProcessInvoker
-from consumers.local_runner.runner import ready_shards
-from consumers.local_runner.shard_processor import MAX_PAYLOAD_BYTES, Fetch, ShardCheckpoint, ShardProcessor
-from consumers.shard_reader import ShardInfo
+from local_aws.runner.events import FunctionConfig, Mapping, SourceRecord, window_event
+from local_aws.runner.invoker import InProcessInvoker
+from local_aws.runner.runner import ready_shards
+from local_aws.runner.shard_processor import MAX_PAYLOAD_BYTES, Fetch, ShardCheckpoint, ShardProcessor
+from stores.shard_reader import ShardInfo
 
 SHARD = "shardId-000000000000"
 NOW = 1_800_000_000.0

@@ -9,8 +9,8 @@ import pytest
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from consumers.local_runner.metrics import LAMBDA_NAMESPACE, emf_metrics, lambda_metrics
-from tickstream.log_tail import parse_since
+from local_aws.runner.metrics import LAMBDA_NAMESPACE, emf_metrics, lambda_metrics
+from tickstream.ops.log_tail import parse_since
 
 NOW_MS = 1_795_000_000_000
 

@@ -13,9 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from market.ticks import Tick
-from producer.pipeline import ProduceStats
-from producer.quote_polling import (
+from functions.quote_poller.handler import slot_of
+from functions.quote_poller.polling import (
     QuoteMark,
     QuotePoller,
     QuoteSourceConfig,
@@ -23,10 +22,11 @@ from producer.quote_polling import (
     fresh_ticks,
     symbols_due,
 )
-from quote_poller.handler import slot_of
-from quote_poller.quote_state_table import QuoteStateTable, QuoteStateUnavailable
-from quote_poller.service import ScheduledPoll, TicksNotSent
-from quote_poller.settings import PollerSettings, PollerSettingsError
+from functions.quote_poller.quote_state_table import QuoteStateTable, QuoteStateUnavailable
+from functions.quote_poller.service import ScheduledPoll, TicksNotSent
+from functions.quote_poller.settings import PollerSettings, PollerSettingsError
+from market.ticks import Tick
+from producer.pipeline import ProduceStats
 from webclients.retrying_http import OutOfTime, RateLimiter, RetryingHttp
 
 SYMBOLS = st.lists(st.from_regex(r"[A-Z]{1,5}", fullmatch=True), min_size=1, max_size=30, unique=True)

@@ -14,15 +14,15 @@ from typing import cast
 
 import pytest
 
-from consumers.aggregate.logic import MAX_IDS_PER_BAR, RawRecord, WindowState
-from consumers.aggregate.service import Aggregator, AggregatorConfig
-from consumers.shard_reader import ShardReader, StreamReadError, StreamRecord
+from functions.aggregator.logic import MAX_IDS_PER_BAR, RawRecord, WindowState
+from functions.aggregator.service import Aggregator, AggregatorConfig
 from market.bars import DEFAULT_INTERVALS
 from market.kpl_records import AggregateBuilder
 from market.ticks import Tick, encode_tick
+from stores.shard_reader import ShardReader, StreamReadError, StreamRecord
 from tests.support.memory_stores import MemoryDataLake, MemoryLedger, ProcessKilled, WriteCounter
-from tickstream.bars_reference import ReferenceBar, ReferenceTick, public_values, reference_bars
-from tickstream.redrive import DeadLetter, DeadLetterQueue, redrive
+from tickstream.demo.bars_reference import ReferenceBar, ReferenceTick, public_values, reference_bars
+from tickstream.ops.redrive import DeadLetter, DeadLetterQueue, redrive
 
 BASE_MS = 1_795_000_020_000
 SHARD = "shardId-000000000000"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from consumers.local_runner.events import FunctionConfig
-from consumers.local_runner.schedules import (
+from local_aws.runner.events import FunctionConfig
+from local_aws.runner.schedules import (
     ScheduledTarget,
     ScheduleRun,
     UnsupportedSchedule,
@@ -28,7 +28,7 @@ def target(**changes: Any) -> ScheduledTarget:
         "function": FunctionConfig(
             "tickstream-quote-poller",
             "arn:aws:lambda:eu-west-1:111122223333:function:tickstream-quote-poller",
-            "quote_poller.handler.handler",
+            "functions.quote_poller.handler.handler",
             150,
             256,
             {},

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from tickstream.lambda_artifacts import build_code_zip
+from lambda_build.artifacts import build_code_zip
 from tickstream.settings import Settings, SettingsError
 
 
@@ -55,5 +55,9 @@ def test_bad_values_are_named(env: dict[str, str], name: str) -> None:
 def test_the_local_code_zip_holds_the_data_files_the_handlers_read() -> None:
     with zipfile.ZipFile(io.BytesIO(build_code_zip())) as code:
         names = set(code.namelist())
-    assert {"alerts/rules.yaml", "quote_poller/sources.yaml", "charts/handler.py"} <= names
+    assert {
+        "alerts/rules.yaml",
+        "functions/quote_poller/sources.yaml",
+        "functions/chart_builder/handler.py",
+    } <= names
     assert not [n for n in names if "__pycache__" in n or n.startswith("tickstream/")]

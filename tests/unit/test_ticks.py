@@ -9,7 +9,7 @@ from aws_kinesis_agg.aggregator import RecordAggregator
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.aggregate.logic import RawRecord, explode
+from functions.aggregator.logic import RawRecord, explode
 from market.ticks import (
     MAX_AHEAD_OF_ARRIVAL_MS,
     InvalidTick,

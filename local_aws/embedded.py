@@ -1,0 +1,119 @@
+"""The embedded local AWS: a moto server on 127.0.0.1 run in the background, pid and log on disk."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+
+
+def free_local_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now, for a server of our own."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class EmbeddedAwsError(RuntimeError):
+    """The local moto server could not be started or reached; the message says what to look at."""
+
+
+@dataclass(frozen=True)
+class EmbeddedAws:
+    state_dir: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "moto.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "moto.log"
+
+    def answers(self) -> bool:
+        """True when a moto server answers on the port (ours or one somebody else started)."""
+        try:
+            # The dashboard page is static; data.json would serialize every resource moto holds.
+            with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=5) as answer:
+                return bool(answer.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def own_pid(self) -> int | None:
+        """The pid we started, if that process still runs a moto server."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        return pid if b"local_aws.moto_server" in cmdline else None
+
+    def start(self) -> bool:
+        """Starts the server unless one answers already; True when this call started it."""
+        if self.answers():
+            return False
+        if self._port_taken():
+            raise EmbeddedAwsError(
+                f"127.0.0.1:{self.port} is in use by something that is not moto: set TICKSTREAM_PORT "
+                "to a free port, or AWS_ENDPOINT_URL to the stack that runs there (e.g. LocalStack)"
+            )
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "local_aws.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(f"{process.pid}\n")
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise EmbeddedAwsError(f"moto server exited with {process.returncode}; see {self.log_file}")
+            if self.answers():
+                return True
+            time.sleep(0.2)
+        self.stop()
+        raise EmbeddedAwsError(
+            f"moto server did not answer within {READY_TIMEOUT_S:.0f}s; see {self.log_file}"
+        )
+
+    def stop(self) -> bool:
+        """Stops the server we started; True when there was one to stop."""
+        pid = self.own_pid()
+        self.pid_file.unlink(missing_ok=True)
+        if pid is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.1)
+        if Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return True
+
+    def _port_taken(self) -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", self.port)) == 0
