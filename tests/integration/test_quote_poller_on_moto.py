@@ -29,7 +29,7 @@ from stores.shard_reader import ShardReader, user_records
 from tests.support.iam_policies import granted, role_policies
 from tests.support.local_stack import LocalStack, run_cli
 from tickstream.aws_clients import AwsClients
-from tickstream.cli import local_runner
+from tickstream.commands.consume import local_runner
 from tickstream.settings import Settings
 
 pytestmark = pytest.mark.integration

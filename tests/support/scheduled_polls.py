@@ -22,7 +22,7 @@ from pathlib import Path
 from local_aws.stack import StackDeployer
 from tests.support.recorded_cli import record_handler_calls
 from tickstream.aws_clients import AwsClients
-from tickstream.cli import local_runner
+from tickstream.commands.consume import local_runner
 from tickstream.settings import Settings
 
 

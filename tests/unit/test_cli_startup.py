@@ -7,8 +7,14 @@ import json
 import subprocess
 import sys
 
-# What a command may import, but --help must not: AWS's SDK, the data stack, the local runner.
+from typer.testing import CliRunner
+
+from tickstream.cli import app
+
+# What a command may import, but --help must not: AWS's SDK, the data stack, the local runner,
+# and rich (a tenth of a second: the commands print with it, the help is click's plain text).
 HEAVY = (
+    "rich",
     "boto3",
     "botocore",
     "pandas",
@@ -42,3 +48,28 @@ def test_help_imports_no_heavy_module() -> None:
 def test_the_probe_sees_a_command_import_the_sdk() -> None:
     loaded = _modules_after("from tickstream.cli import expected_errors\nexpected_errors()")
     assert "botocore" in loaded
+
+
+def test_the_probe_sees_a_command_print_with_rich() -> None:
+    loaded = _modules_after("from tickstream.console import out\nout().print('x')")
+    assert "rich" in loaded
+
+
+def test_every_command_is_listed_in_the_help_with_a_whole_first_sentence() -> None:
+    """The plain help cuts a command's first line at the terminal's width: each must fit."""
+    shown = CliRunner().invoke(app, ["--help"], terminal_width=80).output
+    listed = shown.split("Commands:", 1)[1].strip().splitlines()
+    names = [line.split()[0] for line in listed]
+    assert names == [
+        "up",
+        "down",
+        "status",
+        "consume",
+        "redrive",
+        "charts",
+        "logs",
+        "view",
+        "produce",
+        "demo",
+    ]
+    assert not [line for line in listed if line.endswith("...")]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from market.ticks import Tick, encode_tick
 from producer.sources import SyntheticMarket
 from stores.shard_reader import StreamRecord
-from tickstream.cli import where_prices_stand
+from tickstream.commands.produce import where_prices_stand
 from tickstream.demo.bars_reference import reference_bars, reference_from_stream
 
 START_MS = 1_764_460_800_000  # 2025-11-30 00:00 UTC
