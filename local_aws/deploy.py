@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -26,8 +27,29 @@ from local_aws.stack import (
     output_values,
     translate_template,
 )
-from tickstream.aws_clients import AwsClients
-from tickstream.settings import Settings
+
+
+class Clients(Protocol):
+    """boto3 clients by service name, all for the same endpoint, region and credentials."""
+
+    def client(self, service: str) -> Any: ...
+
+
+class Target(Protocol):
+    """Which stack, from which template, where (no endpoint: AWS itself); the CLI's settings are one."""
+
+    @property
+    def stack_name(self) -> str: ...
+
+    @property
+    def template_path(self) -> Path: ...
+
+    @property
+    def region(self) -> str: ...
+
+    @property
+    def endpoint_url(self) -> str | None: ...
+
 
 # Parameters `up` sets itself: the shard count has its own option; the site is an S3 website locally.
 MANAGED_PARAMETERS = frozenset({"ShardCount", "SiteAccess"})
@@ -38,7 +60,7 @@ def artifacts_stack_name(stack_name: str) -> str:
     return f"{stack_name}-artifacts"
 
 
-def runner_checkpoints_table(clients: AwsClients, settings: Settings) -> str:
+def runner_checkpoints_table(clients: Clients, settings: Target) -> str:
     """The local runner's checkpoints table, an output of the artifacts stack."""
     artifacts = StackDeployer(clients.client("cloudformation"), artifacts_stack_name(settings.stack_name))
     stack = artifacts.describe()
@@ -110,7 +132,7 @@ def stack_parameters(
     return values
 
 
-def check_given(settings: Settings, overrides: Sequence[str]) -> None:
+def check_given(settings: Target, overrides: Sequence[str]) -> None:
     """The values given on the command line, checked before anything starts or is created."""
     sam = load_template(settings.template_path)
     check_parameters(sam.get("Parameters", {}), parameter_overrides(overrides, sam))
@@ -125,7 +147,7 @@ class Deployment:
 
 
 def deploy_stack(
-    clients: AwsClients, settings: Settings, shards: int | None = None, overrides: Sequence[str] = ()
+    clients: Clients, settings: Target, shards: int | None = None, overrides: Sequence[str] = ()
 ) -> Deployment:
     """Deploys to the local stack (embedded moto or AWS_ENDPOINT_URL), with the runner's checkpoints table.
 
@@ -166,7 +188,7 @@ def _context(
     template: dict[str, Any],
     parameters: Mapping[str, str],
     physical_ids: Mapping[str, str],
-    settings: Settings,
+    settings: Target,
     account: str,
 ) -> StackContext:
     """The template's parameter defaults overridden by the given values, its mappings, and the
@@ -183,7 +205,7 @@ def _context(
 
 
 def _apply_what_moto_skipped(
-    clients: AwsClients, settings: Settings, template: dict[str, Any], parameters: dict[str, str]
+    clients: Clients, settings: Target, template: dict[str, Any], parameters: dict[str, str]
 ) -> None:
     cloudformation = clients.client("cloudformation")
     try:

@@ -6,7 +6,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.chart_builder.site import (
+from stores.site_content import (
     Manifest,
     SymbolEntry,
     chart_key,

@@ -24,11 +24,11 @@ from alerts.service import AlertReport, AlertService, rules_from_file
 from alerts.slack_webhook import SlackWebhook
 from functions.chart_builder.service import ChartBuilder, Rebuilt
 from functions.chart_builder.settings import ChartSettings
-from functions.chart_builder.site import LAST_SECOND, chart_key
 from market.bars import INTERVAL_SECONDS
 from market.ticks import InvalidTick, validate_symbol
 from stores.bars_table import BarsTable
 from stores.site_bucket import SiteBucket
+from stores.site_content import LAST_SECOND, chart_key
 
 logger = Logger(service="charts")
 # The namespace comes from POWERTOOLS_METRICS_NAMESPACE, which the template sets per stack.

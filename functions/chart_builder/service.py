@@ -18,9 +18,9 @@ import pandas as pd
 from functions.chart_builder.cadence import Plan, Series, plan
 from functions.chart_builder.chart_data import WEEKLY, bars_frame, weekly_from_daily
 from functions.chart_builder.render import render_chart
-from functions.chart_builder.site import CHART_INTERVALS, Manifest, SymbolEntry, day_change_pct
 from market.bars import INTERVAL_SECONDS, Bar, StoredBar
 from stores.site_bucket import ManifestChanged, SiteError
+from stores.site_content import CHART_INTERVALS, Manifest, SymbolEntry, day_change_pct
 
 CANDLES = 200  # candles per chart
 # Below this many charts a process pool costs more to start than it saves.

@@ -13,9 +13,9 @@ from typing import Any
 from functions.aggregator.data_lake import bar_rows_key, day_of
 from functions.aggregator.ledger import LedgerError, VersionConflict
 from functions.aggregator.logic import MinuteBookkeeping, MinuteKey, Rejection
-from functions.chart_builder.site import Manifest, SymbolEntry, entries_from_manifest, manifest_json
 from market.bars import BASE_INTERVAL, INTERVAL_SECONDS, StoredBar
 from stores.site_bucket import ManifestChanged, SiteError
+from stores.site_content import Manifest, SymbolEntry, entries_from_manifest, manifest_json
 
 
 class ProcessKilled(BaseException):

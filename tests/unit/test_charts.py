@@ -13,8 +13,8 @@ import pytest
 from functions.chart_builder.chart_data import bars_frame, weekly_from_daily
 from functions.chart_builder.render import render_chart
 from functions.chart_builder.service import ChartBuilder, charts_to_draw
-from functions.chart_builder.site import SymbolEntry, index_html, manifest_json
 from market.bars import Bar, BarAccumulator, StoredBar
+from stores.site_content import SymbolEntry, index_html, manifest_json
 from tests.support.memory_stores import MemorySite
 
 MINUTE = 1_793_629_800  # 2026-11-02 14:30 UTC

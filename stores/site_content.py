@@ -1,4 +1,5 @@
-"""The static site: index.html for people, manifest.json for machines, both from the same entries.
+"""The site bucket's content: index.html for people, manifest.json for machines, both from the
+same entries; the chart builder writes it and `tickstream view` serves it.
 
 Everything from a record is escaped for HTML and quoted for URLs, though symbols were validated
 long before (A+B and X.Y-Z are valid and must still come out right).
