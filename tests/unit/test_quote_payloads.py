@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +24,7 @@ from market.quote_payloads import (
     generic_json,
     parse_json,
 )
+from market.ticks import Tick
 
 RECORDED = Path(__file__).parent.parent / "fixtures" / "quotes"
 FETCHED_MS = 1_795_500_000_000
@@ -103,10 +105,85 @@ def test_a_quote_that_is_not_a_valid_tick_is_a_bad_quote() -> None:
         generic_json({"p": "1", "t": True}, "X", JsonFields("p", time="t"), "feed", FETCHED_MS)
 
 
+# Leaves a provider could send where a number or a time belongs.
+LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**40), max_value=10**40)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from(
+        ["", "NaN", "-Infinity", "1e999999", "-0", "0.0000000001", "9" * 60, "2026-11-20", "\u0661"]
+    )
+    | st.text(max_size=20)
+)
+JSON = st.recursive(
+    LEAVES,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+)
+GLOBAL_QUOTE = st.fixed_dictionaries(
+    {
+        "Global Quote": st.fixed_dictionaries(
+            {"05. price": JSON, "06. volume": JSON, "07. latest trading day": JSON}
+        )
+    }
+)
+INTRADAY = st.fixed_dictionaries(
+    {
+        "Meta Data": st.fixed_dictionaries(
+            {"6. Time Zone": st.sampled_from(["US/Eastern", "UTC", "Mars/Base", ""])}
+        ),
+        "Time Series (5min)": st.dictionaries(
+            st.sampled_from(["2026-11-20 16:00:00", "2026-02-30 10:00:00", "0001-01-01 00:00:00", "soon"]),
+            st.fixed_dictionaries({"4. close": JSON, "5. volume": JSON}) | JSON,
+            max_size=3,
+        ),
+    }
+)
+GENERIC = st.fixed_dictionaries({"a": st.fixed_dictionaries({"b": JSON}), "c": JSON, "d": JSON})
+
+
 @given(st.binary(max_size=200))
-def test_any_answer_gives_ticks_or_a_quote_error_never_a_crash(body: bytes) -> None:
+def test_any_bytes_are_json_or_a_quote_error(body: bytes) -> None:
     try:
-        alpha_vantage_global_quote(parse_json(body), "IBM", FETCHED_MS)
-        generic_json(parse_json(body), "IBM", JsonFields("a.b", "c", "d"), "feed", FETCHED_MS)
-    except QuoteError:
-        pass
+        parse_json(body)
+    except QuoteError as exc:
+        reason = str(exc)
+    else:
+        reason = "json"
+    assert reason  # an error carries a reason to log, never an empty one
+
+
+@given(GLOBAL_QUOTE | INTRADAY | GENERIC | JSON)
+def test_any_answer_of_any_shape_gives_ticks_or_a_quote_error_never_a_crash(payload: object) -> None:
+    """Each parser is called on answers shaped like its provider's with hostile leaves, so the
+    parsing itself is reached (not only the JSON decoding) and every outcome is a tick or a reason."""
+    parsers: tuple[Callable[[], list[Tick]], ...] = (
+        lambda: [alpha_vantage_global_quote(payload, "IBM", FETCHED_MS)],
+        lambda: alpha_vantage_intraday(payload, "IBM"),
+        lambda: [generic_json(payload, "IBM", JsonFields("a.b", "c", "d"), "feed", FETCHED_MS)],
+    )
+    for parse in parsers:
+        try:
+            ticks = parse()
+        except QuoteError:
+            continue
+        assert all(t.symbol == "IBM" and t.price > 0 for t in ticks)
+
+
+def test_the_hostile_shapes_reach_a_tick_when_their_leaves_are_good() -> None:
+    """The strategies above are not all errors: good leaves in the same shapes parse."""
+    assert alpha_vantage_global_quote(
+        {"Global Quote": {"05. price": "1.5", "06. volume": "10", "07. latest trading day": "2026-11-20"}},
+        "IBM",
+        FETCHED_MS,
+    ).price == Decimal("1.5")
+    assert alpha_vantage_intraday(
+        {
+            "Meta Data": {"6. Time Zone": "UTC"},
+            "Time Series (5min)": {"2026-11-20 16:00:00": {"4. close": "2", "5. volume": "3"}},
+        },
+        "IBM",
+    )[0].size == Decimal(3)
+    assert generic_json(
+        {"a": {"b": "4"}, "c": "5", "d": 1795500000}, "IBM", JsonFields("a.b", "c", "d"), "feed", FETCHED_MS
+    ).price == Decimal(4)
