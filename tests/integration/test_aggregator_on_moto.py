@@ -23,7 +23,7 @@ import pytest
 from aws_kinesis_agg.deaggregator import deaggregate_records
 
 from functions.aggregator.data_lake import DataLake
-from local_aws.stack import StackDeployer, StackOutputs
+from local_aws.stack import StackOutputs
 from market.kpl_records import AggregateBuilder
 from market.ticks import Tick, encode_tick
 from producer.sources import SyntheticMarket
@@ -143,10 +143,7 @@ def test_200k_ticks_with_poison_duplicates_kills_and_faults_give_the_reference_b
     local_stack: LocalStack,
 ) -> None:
     env = {**local_stack.env, "TICKSTREAM_STACK": "agg", "PYTHONPATH": str(REPO)}
-    created = run_cli(["up", "--shards", "4"], env)
-    assert created.returncode == 0, created.stderr
-    deployer = StackDeployer(local_stack.client("cloudformation"), "agg")
-    outputs: StackOutputs = deployer.outputs()
+    outputs = local_stack.deploy("agg", 4, env=env)
     local_stack.client("lambda").update_function_configuration(
         FunctionName=outputs.AggregatorFunctionName, Handler="tests.support.flaky_handler.handler"
     )
@@ -254,9 +251,7 @@ def test_without_a_tumbling_window_each_batch_is_written_and_bad_input_quarantin
     local_stack: LocalStack,
 ) -> None:
     env = {**local_stack.env, "TICKSTREAM_STACK": "nowindow"}
-    created = run_cli(["up", "--shards", "2"], env)
-    assert created.returncode == 0, created.stderr
-    outputs = StackDeployer(local_stack.client("cloudformation"), "nowindow").outputs()
+    outputs = local_stack.deploy("nowindow", 2, env=env)
     lam = local_stack.client("lambda")
     mapping = next(
         m

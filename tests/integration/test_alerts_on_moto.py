@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 
-from local_aws.stack import StackDeployer
 from tests.support.local_stack import LocalStack, run_cli
 
 pytestmark = pytest.mark.integration
@@ -32,8 +31,7 @@ def test_a_jump_sends_one_message_and_the_cooldown_holds_the_next(
     local_stack: LocalStack, webhook: HTTPServer
 ) -> None:
     env = {**local_stack.env, "TICKSTREAM_STACK": "alerts", "ALERT_WEBHOOK_URL": webhook.url_for(WEBHOOK)}
-    assert run_cli(["up", "--shards", "1"], env).returncode == 0
-    outputs = StackDeployer(local_stack.client("cloudformation"), "alerts").outputs()
+    outputs = local_stack.deploy("alerts", 1, env=env)
     # 7 minutes of ticks; ALR trades 8 % higher from minute 5 on, QUIET does nothing unusual.
     produce = ["produce", "--symbols", "ALR,QUIET", "--rate", "10", "--pace", "max", "--seed", "3"]
     produced = run_cli([*produce, "--count", "4200", "--start", START, "--jump", "ALR:8:300"], env)
@@ -61,7 +59,7 @@ def test_a_jump_sends_one_message_and_the_cooldown_holds_the_next(
 def test_without_a_webhook_alerts_are_logged_not_posted_and_nothing_at_error(local_stack: LocalStack) -> None:
     env = {**local_stack.env, "TICKSTREAM_STACK": "nohook"}
     env.pop("ALERT_WEBHOOK_URL", None)
-    assert run_cli(["up", "--shards", "1"], env).returncode == 0
+    local_stack.deploy("nohook", 1, env=env)
     # 7 minutes of NOH ticks, 8 % higher from minute 5 on: the big-move rule triggers.
     produce = ["produce", "--symbols", "NOH", "--rate", "2", "--pace", "max", "--seed", "3", "--count", "840"]
     produced = run_cli([*produce, "--start", START, "--jump", "NOH:8:300"], env)

@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from local_aws.embedded import free_local_port
-from local_aws.stack import StackDeployer, StackOutputs
+from local_aws.stack import StackOutputs
 from tests.support.local_stack import TICKSTREAM, LocalStack, run_cli
 
 pytestmark = pytest.mark.integration
@@ -45,8 +45,7 @@ class ChartStack:
 def chart_stack(local_stack: LocalStack) -> ChartStack:
     """A stack whose ticks were produced and consumed: the chart builder ran from the bars stream."""
     env = {**local_stack.env, "TICKSTREAM_STACK": "charts"}
-    assert run_cli(["up", "--shards", "2"], env).returncode == 0
-    outputs = StackDeployer(local_stack.client("cloudformation"), "charts").outputs()
+    outputs = local_stack.deploy("charts", 2, env=env)
     symbols = ",".join(SYMBOLS)
     produced = run_cli(
         ["produce", "--symbols", symbols, "--count", "6000", "--rate", "2", "--pace", "max", "--seed", "9"],

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 def test_a_second_run_with_another_seed_continues_the_first_ones_prices(local_stack: LocalStack) -> None:
     env = {**local_stack.env, "TICKSTREAM_STACK": "coherent"}
-    assert run_cli(["up", "--shards", "1"], env).returncode == 0
+    local_stack.deploy("coherent", 1, env=env)
     for seed in ("1", "2"):  # seeds 1 and 2 draw AAPL at 97.93 and 574.49 when nothing stands
         produced = run_cli(
             ["produce", "--symbols", "AAPL,MSFT", "--count", "400", "--rate", "100", "--pace", "max",

@@ -27,7 +27,7 @@ def test_a_kill_after_every_write_then_a_restart_gives_the_bars_and_rows_of_no_k
     local_stack: LocalStack,
 ) -> None:
     env = {**local_stack.env, "TICKSTREAM_STACK": STACK}
-    assert run_cli(["up", "--shards", "1"], env).returncode == 0
+    local_stack.deploy(STACK, 1, env=env)
     produce = ["produce", "--symbols", "KIL", "--count", "90", "--rate", "1", "--seed", "3"]
     produced = run_cli([*produce, "--start", "2026-11-20T10:01:30", "--pace", "max"], env)
     assert produced.returncode == 0, produced.stderr

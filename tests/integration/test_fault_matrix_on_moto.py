@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from local_aws.stack import StackDeployer, StackOutputs
+from local_aws.stack import StackOutputs
 from market.bars import DEFAULT_INTERVALS
 from producer.kinesis_writer import KinesisStreamWriter
 from producer.pace import Pace
@@ -103,9 +103,7 @@ def fault_stack(request: pytest.FixtureRequest, local_stack: LocalStack) -> Faul
     window_s: int = request.param
     name = f"faults{window_s}"
     env = {**local_stack.env, "TICKSTREAM_STACK": name}
-    created = run_cli(["up", "--shards", "2", "--parameter", f"TumblingWindowSeconds={window_s}"], env)
-    assert created.returncode == 0, created.stderr
-    outputs = StackDeployer(local_stack.client("cloudformation"), name).outputs()
+    outputs = local_stack.deploy(name, 2, f"TumblingWindowSeconds={window_s}", env=env)
     produce(local_stack, outputs.StreamName)
     reader = ShardReader(local_stack.client("kinesis"), outputs.StreamName)
     records = [r for shard in reader.shards() for r in reader.read_shard(shard.shard_id)]

@@ -166,7 +166,7 @@ def _distributions(task: Path) -> set[str]:
 @pytest.fixture(scope="module")
 def pkg_stack(local_stack: LocalStack) -> StackOutputs:
     env = {**local_stack.env, "TICKSTREAM_STACK": "pkg"}
-    assert run_cli(["up", "--shards", "1"], env).returncode == 0
+    local_stack.deploy("pkg", 1, env=env)
     produced = run_cli(["produce", "--symbols", "PKG", "--count", "500", "--pace", "max"], env)
     assert produced.returncode == 0, produced.stderr
     return StackDeployer(local_stack.client("cloudformation"), "pkg").outputs()
@@ -290,9 +290,7 @@ def test_packaged_quote_poller_puts_a_quote_with_its_key_from_secrets_manager(
     )
     env = {**local_stack.env, "TICKSTREAM_STACK": stack}
     parameters = ["QuotePollMinutes=5", f"QuoteApiKeySecret=tickstream/{stack}-key"]
-    deployed = run_cli(["up", "--shards", "1", *(a for p in parameters for a in ("--parameter", p))], env)
-    assert deployed.returncode == 0, deployed.stderr
-    outputs = StackDeployer(local_stack.client("cloudformation"), stack).outputs()
+    outputs = local_stack.deploy(stack, 1, *parameters, env=env)
     http_server.expect_request(
         "/query", query_string={"function": "GLOBAL_QUOTE", "symbol": "PKGQ", "apikey": key}
     ).respond_with_json(

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from local_aws.stack import StackDeployer, StackOutputs
+from local_aws.stack import StackOutputs
 from tests.support.iam_policies import granted, role_policies
 from tests.support.local_stack import TICKSTREAM, LocalStack, run_cli
 
@@ -36,8 +36,7 @@ class OpsStack:
 def ops_stack(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> OpsStack:
     """2,000 ticks and one record that is not JSON, produced and consumed."""
     env = {**local_stack.env, "TICKSTREAM_STACK": "ops"}
-    assert run_cli(["up", "--shards", "1"], env).returncode == 0
-    outputs = StackDeployer(local_stack.client("cloudformation"), "ops").outputs()
+    outputs = local_stack.deploy("ops", 1, env=env)
     produced = run_cli(["produce", "--symbols", "OPS", "--count", "2000", "--pace", "max"], env)
     assert produced.returncode == 0, produced.stderr
     local_stack.client("kinesis").put_record(

@@ -16,7 +16,7 @@ from market.ticks import encode_tick
 from producer.shard_map import ShardMap, ShardRange
 from producer.sources import SyntheticMarket
 from tests.support.fault_proxy import FaultProxy
-from tests.support.local_stack import TICKSTREAM, LocalStack, run_cli
+from tests.support.local_stack import TICKSTREAM, LocalStack, run_cli, run_cli_in_process
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +111,7 @@ def test_no_aggregate_sends_one_plain_record_per_tick(local_stack: LocalStack) -
 
 
 def test_up_again_changes_nothing_and_status_shows_the_shards(local_stack: LocalStack) -> None:
-    again = run_cli(["up", "--shards", "4"], local_stack.env)
+    again = run_cli_in_process(["up", "--shards", "4"], local_stack.env)
     assert again.returncode == 0, again.stderr
     assert "unchanged" in again.stdout
     assert local_stack.outputs.StreamName in again.stdout

@@ -24,7 +24,7 @@ import yaml
 from pytest_httpserver import HTTPServer
 
 from local_aws.runner.runner import LocalRunner
-from local_aws.stack import StackDeployer, StackOutputs
+from local_aws.stack import StackOutputs
 from stores.shard_reader import ShardReader, user_records
 from tests.support.iam_policies import granted, role_policies
 from tests.support.local_stack import LocalStack, run_cli
@@ -63,20 +63,10 @@ def poller_stack(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFacto
     )
     env = {**local_stack.env, "TICKSTREAM_STACK": STACK, "QUOTE_SOURCES_FILE": str(nowhere)}
     local_stack.client("ssm").put_parameter(Name=KEY_PARAMETER, Value=KEY, Type="SecureString")
-    deployed = run_cli(
-        [
-            "up",
-            "--shards",
-            "1",
-            "--parameter",
-            "QuotePollMinutes=1",
-            "--parameter",
-            f"QuoteApiKeyParameter={KEY_PARAMETER}",
-        ],
-        env,
+    outputs = local_stack.deploy(
+        STACK, 1, "QuotePollMinutes=1", f"QuoteApiKeyParameter={KEY_PARAMETER}", env=env
     )
-    assert deployed.returncode == 0, deployed.stderr
-    return PollerStack(env, StackDeployer(local_stack.client("cloudformation"), STACK).outputs())
+    return PollerStack(env, outputs)
 
 
 def sources(tmp_path: Path, http_server: HTTPServer, symbols: list[str], calls_per_minute: int) -> Path:

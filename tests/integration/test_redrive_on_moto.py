@@ -16,7 +16,6 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from local_aws.stack import StackDeployer
 from market.bars import DEFAULT_INTERVALS
 from stores.bars_table import BarsTable
 from stores.shard_reader import ShardReader
@@ -32,12 +31,10 @@ def test_a_record_discarded_between_taken_ones_is_redriven_once(
 ) -> None:
     stack = f"redrive{window}"
     env = {**local_stack.env, "TICKSTREAM_STACK": stack}
-    created = run_cli(["up", "--shards", "1", "--parameter", f"TumblingWindowSeconds={window}"], env)
-    assert created.returncode == 0, created.stderr
+    outputs = local_stack.deploy(stack, 1, f"TumblingWindowSeconds={window}", env=env)
     produce = ["produce", "--symbols", "RDA,RDB", "--count", "80", "--rate", "0.5", "--seed", "5"]
     produced = run_cli([*produce, "--start", "2026-11-20T10:01:30", "--pace", "max", "--no-aggregate"], env)
     assert produced.returncode == 0, produced.stderr
-    outputs = StackDeployer(local_stack.client("cloudformation"), stack).outputs()
     reader = ShardReader(local_stack.client("kinesis"), outputs.StreamName)
     records = [r for shard in reader.shards() for r in reader.read_shard(shard.shard_id)]
     expected = reference_from_stream(records, DEFAULT_INTERVALS)

@@ -19,7 +19,6 @@ import time
 
 import pytest
 
-from local_aws.stack import StackDeployer
 from market.bars import DEFAULT_INTERVALS
 from producer.kinesis_writer import KinesisStreamWriter
 from producer.pace import Pace
@@ -69,9 +68,7 @@ def test_many_sigkills_at_random_moments_then_a_finish_give_the_reference_bars_a
 ) -> None:
     name = f"sigkill{window_s}"
     env = {**local_stack.env, "TICKSTREAM_STACK": name}
-    created = run_cli(["up", "--shards", "2", "--parameter", f"TumblingWindowSeconds={window_s}"], env)
-    assert created.returncode == 0, created.stderr
-    outputs = StackDeployer(local_stack.client("cloudformation"), name).outputs()
+    outputs = local_stack.deploy(name, 2, f"TumblingWindowSeconds={window_s}", env=env)
     checkpoints_table(local_stack, name)  # deployed, so a killed run has checkpoints to resume from
 
     rng = random.Random(SEED * 1000 + window_s)

@@ -12,13 +12,13 @@ import pytest
 
 from local_aws.embedded import free_local_port
 from local_aws.stack import StackDeployer, StackNotFound
-from tests.support.local_stack import LocalStack, clean_environment, run_cli
+from tests.support.local_stack import LocalStack, clean_environment, run_cli, run_cli_in_process
 
 pytestmark = pytest.mark.integration
 
 
 def _up(local_stack: LocalStack, stack: str, *args: str) -> str:
-    done = run_cli(["up", *args], {**local_stack.env, "TICKSTREAM_STACK": stack})
+    done = run_cli_in_process(["up", *args], {**local_stack.env, "TICKSTREAM_STACK": stack})
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 

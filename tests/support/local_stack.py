@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 from collections.abc import Mapping
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ import boto3
 from local_aws.embedded import free_local_port
 from local_aws.stack import StackDeployer, StackOutputs
 from stores.shard_reader import ShardReader, UserRecordView, user_records
+from tickstream.cli import run
 
 TICKSTREAM = [sys.executable, "-m", "tickstream"]
 
@@ -35,6 +38,28 @@ def run_cli(
     )
 
 
+def run_cli_in_process(args: list[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """`tickstream ARGS` in this process, with exactly `env` as its environment: for the steps a
+    second interpreter would prove nothing more about (a fixture's `up`), without its start-up.
+    Exit codes and output are the command's own (tickstream.cli.run: errors in one line, exit 2)."""
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_argv = dict(os.environ), sys.argv
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = ["tickstream", *args]
+    code: int = 0
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            run()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.argv = saved_argv
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
 @dataclass
 class LocalStack:
     env: dict[str, str]
@@ -50,6 +75,17 @@ class LocalStack:
             aws_secret_access_key="testing",
         )
 
+    def deploy(
+        self, stack: str, shards: int, *parameters: str, env: Mapping[str, str] | None = None
+    ) -> StackOutputs:
+        """The one way tests deploy a stack: `tickstream up` of the named stack on this server,
+        in this process, with `--parameter` for each of `parameters`; its outputs."""
+        args = ["up", "--shards", str(shards), *(a for p in parameters for a in ("--parameter", p))]
+        done = run_cli_in_process(args, {**(env or self.env), "TICKSTREAM_STACK": stack})
+        if done.returncode != 0:
+            raise RuntimeError(f"tickstream up of {stack} failed:\n{done.stdout}\n{done.stderr}")
+        return StackDeployer(self.client("cloudformation"), stack).outputs()
+
     def reader(self) -> ShardReader:
         return ShardReader(self.client("kinesis"), self.outputs.StreamName)
 
@@ -64,7 +100,7 @@ class LocalStack:
 def start_local_stack(state_dir: Path) -> LocalStack:
     port = free_local_port()
     env = clean_environment(TICKSTREAM_PORT=str(port), TICKSTREAM_STATE_DIR=str(state_dir))
-    done = run_cli(["up", "--shards", "4"], env)
+    done = run_cli_in_process(["up", "--shards", "4"], env)
     if done.returncode != 0:
         raise RuntimeError(f"tickstream up failed:\n{done.stdout}\n{done.stderr}")
     endpoint = f"http://127.0.0.1:{port}"
@@ -79,4 +115,4 @@ def start_local_stack(state_dir: Path) -> LocalStack:
 
 
 def stop_local_stack(stack: LocalStack) -> None:
-    run_cli(["down"], stack.env)
+    run_cli_in_process(["down"], stack.env)  # in this process, the server's parent: it is reaped
