@@ -18,20 +18,108 @@ from urllib.parse import quote
 import orjson
 
 CHART_INTERVALS = ("1m", "5m", "15m", "1h", "1d", "1w")
-# One column of charts on a phone (400 px), three or more side by side at 1600 px.
+# The moving averages' colours: the charts draw them (functions.chart_builder.render), the page's
+# legend names them.
+MA_COLOURS = {5: "#e8710a", 25: "#1a73e8"}
+# How often an open page asks for manifest.json: one small GET per tab, images only when redrawn.
+REFRESH_SECONDS = 30
+# Charts are drawn for a cell about this wide (css px) at twice the pixel density; the page
+# reserves their space before they load.
+CHART_WIDTH_PX, CHART_HEIGHT_PX = 480, 270
 STYLE = """\
-body { font-family: system-ui, sans-serif; margin: 0 auto; padding: 0 1rem; max-width: 1600px; }
-header { display: flex; flex-wrap: wrap; align-items: baseline; gap: 1rem; }
-nav a { margin-right: .6rem; }
+body { font-family: system-ui, sans-serif; margin: 0 auto; padding: 0 .75rem; max-width: 1600px; }
+header { display: flex; flex-wrap: wrap; align-items: baseline; column-gap: 1rem; }
+h1 { font-size: 1.4rem; margin: .6rem 0; }
+.asof { color: #555; margin: .2rem 0; }
+.table { overflow-x: auto; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+th, td { padding: .25rem .6rem; text-align: right; white-space: nowrap;
+  border-bottom: 1px solid #eee; }
+th:first-child, td:first-child { text-align: left; }
+.legend { font-size: .85rem; color: #555; }
+.legend i { display: inline-block; width: 1.2rem; height: 0; border-top: 3px solid;
+  margin: 0 .25rem .2rem .6rem; }
+.legend i.last { border-top-style: dashed; border-top-width: 2px; }
 section { border-top: 1px solid #ddd; padding: .5rem 0; }
+h2 { margin: .3rem 0; font-size: 1.2rem; }
 .stats span { margin-right: 1rem; }
-.price { font-weight: bold; font-size: 1.2rem; }
+.price { font-weight: bold; }
 .up { color: #087f23; } .down { color: #b00020; } .flat { color: #666; }
 .charts { display: grid; gap: .5rem;
-  grid-template-columns: repeat(auto-fill, minmax(min(100%, 480px), 1fr)); }
+  grid-template-columns: repeat(auto-fill, minmax(min(100%, 440px), 1fr)); }
 figure { margin: 0; } figcaption { font-size: .8rem; color: #666; }
 img { width: 100%; height: auto; display: block; }
+@media (max-width: 500px) { th, td { padding: .2rem .3rem; } .wide { display: none; } }
 """
+# Re-reads manifest.json every REFRESH_SECONDS: a chart whose drawn_at changed is fetched again,
+# nothing else is; the summary's cells are set as text. The lag counts up between reads.
+SCRIPT = """\
+(() => {
+  const intervals = new Set(%(intervals)s);
+  let generated = %(generated)d, newest = %(newest)s;
+  const utc = (s) => new Date(s * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+  const ago = (s) => s < 120 ? `${Math.round(s)} s`
+    : s < 7200 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`;
+  const showLag = () => {
+    const lag = document.getElementById("lag");
+    if (newest !== null) lag.textContent = ago(Math.max(0, Date.now() / 1000 - newest));
+  };
+  const short = (n) => n >= 1e9 ? `${(n / 1e9).toFixed(1)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M`
+    : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : `${n}`;
+  const setText = (id, text) => {
+    const cell = document.getElementById(id);
+    if (cell) cell.textContent = text;
+  };
+  async function refresh() {
+    let manifest;
+    try {
+      const answer = await fetch("manifest.json", { cache: "no-store" });
+      if (!answer.ok) return;
+      manifest = await answer.json();
+    } catch { return; }
+    if (manifest.generated_at === generated) return;
+    generated = manifest.generated_at;
+    setText("asof", utc(generated));
+    for (const entry of manifest.symbols || []) {
+      const key = encodeURIComponent(entry.symbol);
+      if (entry.last_tick_at && (newest === null || entry.last_tick_at > newest)) newest = entry.last_tick_at;
+      setText(`last-${key}`, entry.last_price);
+      setText(`change-${key}`, entry.day_change_pct === null ? "n/a" : `${entry.day_change_pct} %%`);
+      if (entry.day_low !== null && entry.day_high !== null) {
+        setText(`range-${key}`, `${entry.day_low} \u2013 ${entry.day_high}`);
+      }
+      if (entry.day_volume !== null) setText(`volume-${key}`, short(Number(entry.day_volume)));
+      setText(`updated-${key}`, utc(entry.updated_at));
+      for (const [interval, drawn] of Object.entries(entry.drawn_at || {})) {
+        const image = document.getElementById(`chart-${key}-${interval}`);
+        if (!intervals.has(interval) || !image || image.dataset.drawn === String(drawn)) continue;
+        image.dataset.drawn = String(drawn);
+        image.src = `charts/${key}/${interval}.png?v=${Number(drawn)}`;
+      }
+    }
+    if (newest !== null) setText("newest", utc(newest));
+  }
+  window.tickstream = { refresh };  // for a test, or a console, to refresh now
+  showLag();
+  setInterval(showLag, 1000);
+  setInterval(refresh, %(refresh_ms)d);
+})();
+"""
+
+
+@dataclass(frozen=True)
+class Quote:
+    """Where a symbol stands, from its newest 1m and 1d bars: the summary table's row."""
+
+    last_price: str
+    day_change_pct: str | None = None
+    day_low: str | None = None
+    day_high: str | None = None
+    day_volume: str | None = None
+    last_tick_at: int | None = None  # epoch seconds of the newest tick in the bars
+
+
+NO_QUOTE = Quote("n/a")
 
 
 @dataclass(frozen=True)
@@ -42,9 +130,23 @@ class SymbolEntry:
     updated_at: int  # epoch seconds
     charts: tuple[str, ...]  # intervals with a chart, in CHART_INTERVALS order
     drawn_at: Mapping[str, int] = field(default_factory=dict)  # interval -> when its chart was drawn
-    pending: frozenset[str] = (
-        frozenset()
-    )  # intervals whose bars changed since (functions.chart_builder.cadence)
+    # Intervals whose bars changed since (functions.chart_builder.cadence).
+    pending: frozenset[str] = frozenset()
+    day_low: str | None = None
+    day_high: str | None = None
+    day_volume: str | None = None
+    last_tick_at: int | None = None
+
+    @property
+    def quote(self) -> Quote:
+        return Quote(
+            self.last_price,
+            self.day_change_pct,
+            self.day_low,
+            self.day_high,
+            self.day_volume,
+            self.last_tick_at,
+        )
 
 
 @dataclass(frozen=True)
@@ -88,6 +190,10 @@ def manifest_json(entries: Iterable[SymbolEntry], generated_at: int) -> bytes:
                 "charts": {i: chart_url(e.symbol, i) for i in e.charts},
                 "drawn_at": {i: e.drawn_at[i] for i in e.charts if i in e.drawn_at},
                 "pending": [i for i in CHART_INTERVALS if i in e.pending],
+                "day_low": e.day_low,
+                "day_high": e.day_high,
+                "day_volume": e.day_volume,
+                "last_tick_at": e.last_tick_at,
             }
             for e in ordered
         ],
@@ -105,12 +211,19 @@ def _epoch(value: Any) -> int:
     return value
 
 
+def _optional_text(item: dict[str, Any], key: str) -> str | None:
+    value = item.get(key)
+    if not (value is None or isinstance(value, str)):
+        raise TypeError(f"{item['symbol']!r}: {key} is not text")
+    return value
+
+
 def _entry(item: Any) -> SymbolEntry:
     if not isinstance(item, dict) or not isinstance(item.get("symbol"), str):
         raise TypeError("not an entry with a symbol")
-    price, change = item.get("last_price"), item.get("day_change_pct")
-    if not isinstance(price, str) or not (change is None or isinstance(change, str)):
-        raise TypeError(f"{item['symbol']!r}: last_price or day_change_pct is not text")
+    price, change = item.get("last_price"), _optional_text(item, "day_change_pct")
+    if not isinstance(price, str):
+        raise TypeError(f"{item['symbol']!r}: last_price is not text")
     charts, drawn, pending = item.get("charts", {}), item.get("drawn_at", {}), item.get("pending", [])
     if not isinstance(charts, dict) or not isinstance(drawn, dict) or not isinstance(pending, list):
         raise TypeError(f"{item['symbol']!r}: charts, drawn_at or pending has the wrong shape")
@@ -122,6 +235,10 @@ def _entry(item: Any) -> SymbolEntry:
         tuple(i for i in CHART_INTERVALS if i in charts),
         {i: _epoch(t) for i, t in drawn.items() if i in CHART_INTERVALS},
         frozenset(i for i in pending if i in CHART_INTERVALS),
+        _optional_text(item, "day_low"),
+        _optional_text(item, "day_high"),
+        _optional_text(item, "day_volume"),
+        None if item.get("last_tick_at") is None else _epoch(item.get("last_tick_at")),
     )
 
 
@@ -159,32 +276,95 @@ def _drawn(epoch_s: int | None) -> str:
     return "" if epoch_s is None else f", drawn {_utc(epoch_s)}"
 
 
-def index_html(entries: Iterable[SymbolEntry], generated_at: int) -> bytes:
-    ordered = sorted(entries, key=lambda e: e.symbol)
-    sections = []
-    for entry in ordered:
-        name = html.escape(entry.symbol)
-        change = entry.day_change_pct
-        change_class = "flat" if change is None else ("down" if change.startswith("-") else "up")
-        shown_change = "n/a" if change is None else f"{change} %"
-        images = "".join(
-            f'<figure><img src="{html.escape(chart_url(entry.symbol, i))}'
-            f'?v={entry.drawn_at.get(i, entry.updated_at)}" '
-            f'alt="{name} {i} candlestick chart" loading="lazy">'
-            f"<figcaption>{i}{_drawn(entry.drawn_at.get(i))}</figcaption></figure>"
-            for i in entry.charts
-        )
-        sections.append(
-            f'<section id="{html.escape(quote(entry.symbol, safe=""))}"><h2>{name}</h2>'
-            f'<p class="stats"><span class="price">{html.escape(entry.last_price)}</span> '
-            f'<span class="{change_class}">{html.escape(shown_change)}</span> '
-            f"<span>updated {html.escape(_utc(entry.updated_at))}</span></p>"
-            f'<div class="charts">{images}</div></section>'
-        )
-    body = "\n".join(sections) or "<p>No bars yet.</p>"
-    nav = "".join(
-        f'<a href="#{html.escape(quote(e.symbol, safe=""))}">{html.escape(e.symbol)}</a>' for e in ordered
+def short_number(text: str | None) -> str:
+    """1.2k, 3.4M, 5.6B: volumes read at a glance; the exact figure is in the bars."""
+    if text is None:
+        return "n/a"
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        return text
+    if not value.is_finite():
+        return text
+    for scale, suffix in ((Decimal(10) ** 9, "B"), (Decimal(10) ** 6, "M"), (Decimal(10) ** 3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.1f}{suffix}"
+    return f"{value:f}"
+
+
+def _change(entry: SymbolEntry) -> tuple[str, str]:
+    """The change's text and its colour class."""
+    change = entry.day_change_pct
+    if change is None:
+        return "n/a", "flat"
+    return f"{change} %", "down" if change.startswith("-") else ("flat" if float(change) == 0 else "up")
+
+
+def _summary_row(entry: SymbolEntry) -> str:
+    key = html.escape(quote(entry.symbol, safe=""))
+    text, colour = _change(entry)
+    day_range = (
+        "n/a"
+        if entry.day_low is None or entry.day_high is None
+        else f"{entry.day_low} \u2013 {entry.day_high}"
     )
+    cells = (
+        f'<td><a href="#{key}">{html.escape(entry.symbol)}</a></td>',
+        f'<td id="last-{key}" class="price">{html.escape(entry.last_price)}</td>',
+        f'<td id="change-{key}" class="{colour}">{html.escape(text)}</td>',
+        f'<td id="range-{key}">{html.escape(day_range)}</td>',
+        f'<td id="volume-{key}">{html.escape(short_number(entry.day_volume))}</td>',
+        f'<td id="updated-{key}" class="wide">{html.escape(_utc(entry.updated_at))}</td>',
+    )
+    return f"<tr>{''.join(cells)}</tr>"
+
+
+def _section(entry: SymbolEntry) -> str:
+    name = html.escape(entry.symbol)
+    key = html.escape(quote(entry.symbol, safe=""))
+    text, colour = _change(entry)
+    images = "".join(
+        f'<figure><img id="chart-{key}-{i}" data-drawn="{entry.drawn_at.get(i, "")}" '
+        f'src="{html.escape(chart_url(entry.symbol, i))}?v={entry.drawn_at.get(i, entry.updated_at)}" '
+        f'width="{CHART_WIDTH_PX}" height="{CHART_HEIGHT_PX}" '
+        f'alt="{name} {i} candlestick chart" loading="lazy">'
+        f"<figcaption>{i}{_drawn(entry.drawn_at.get(i))}</figcaption></figure>"
+        for i in entry.charts
+    )
+    return (
+        f'<section id="{key}"><h2>{name}</h2>'
+        f'<p class="stats"><span class="price">{html.escape(entry.last_price)}</span> '
+        f'<span class="{colour}">{html.escape(text)}</span> '
+        f"<span>updated {html.escape(_utc(entry.updated_at))}</span></p>"
+        f'<div class="charts">{images}</div></section>'
+    )
+
+
+def index_html(entries: Iterable[SymbolEntry], generated_at: int) -> bytes:
+    """The page: when it was made and how far behind the newest tick, a summary table, then one
+    section of charts per symbol; it refreshes itself from manifest.json."""
+    ordered = sorted(entries, key=lambda e: e.symbol)
+    newest = max((e.last_tick_at for e in ordered if e.last_tick_at is not None), default=None)
+    newest_text = "n/a" if newest is None else _utc(newest)
+    lag = "n/a" if newest is None else f"{max(0, generated_at - newest)} s"
+    rows = "\n".join(_summary_row(e) for e in ordered)
+    summary = (
+        '<div class="table"><table><thead><tr><th>symbol</th><th>last</th><th>change</th>'
+        f'<th>day range</th><th>day volume</th><th class="wide">updated</th></tr></thead><tbody>\n{rows}\n'
+        "</tbody></table></div>"
+        if ordered
+        else "<p>No bars yet.</p>"
+    )
+    legend = "".join(
+        f'<span><i style="border-color: {colour}"></i>MA {n}</span>'
+        for n, colour in sorted(MA_COLOURS.items())
+    )
+    script = SCRIPT % {
+        "intervals": orjson.dumps(list(CHART_INTERVALS)).decode(),
+        "generated": generated_at,
+        "newest": "null" if newest is None else str(newest),
+        "refresh_ms": REFRESH_SECONDS * 1000,
+    }
     page = f"""<!doctype html>
 <html lang="en">
 <head>
@@ -195,10 +375,15 @@ def index_html(entries: Iterable[SymbolEntry], generated_at: int) -> bytes:
 {STYLE}</style>
 </head>
 <body>
-<header><h1>tickstream</h1><span>generated {html.escape(_utc(generated_at))}</span>
-<nav>{nav}</nav>
+<header><h1>tickstream</h1>
+<p class="asof">as of <span id="asof">{html.escape(_utc(generated_at))}</span>; newest tick
+<span id="newest">{html.escape(newest_text)}</span>, <span id="lag">{html.escape(lag)}</span> behind</p>
 <a href="manifest.json">manifest.json</a></header>
-{body}
+{summary}
+<p class="legend">Candles in UTC, volume below:{legend}<span><i class="last"></i>last price</span></p>
+{"".join(_section(e) for e in ordered)}
+<script>
+{script}</script>
 </body>
 </html>
 """

@@ -17,36 +17,70 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-MOVING_AVERAGES = (5, 25)
-WIDTH_IN, HEIGHT_IN, DPI = 10.0, 6.0, 80  # 800 x 480 pixels
-# Panels as [left, bottom, width, height] fractions of the figure: price above, volume below.
-PRICE_PANEL = (0.07, 0.36, 0.85, 0.56)
-VOLUME_PANEL = (0.07, 0.09, 0.85, 0.22)
-PRICE_TICKS, VOLUME_TICKS = 6, 3
-TITLE_Y, TITLE_SIZE = 0.96, 11
-STYLE = mpf.make_mpf_style(base_mpf_style="yahoo", rc={"font.size": 9})
+from stores.site_content import CHART_HEIGHT_PX, CHART_WIDTH_PX, MA_COLOURS
+
+MOVING_AVERAGES = tuple(MA_COLOURS)
+# Drawn at twice the pixel density of the page's chart cell (stores.site_content): 960 x 540
+# pixels shown about 480 css px wide, so a 10-point label reads at about 10 px on a laptop and
+# a phone alike.
+DPI = 150
+WIDTH_IN, HEIGHT_IN = 2 * CHART_WIDTH_PX / DPI, 2 * CHART_HEIGHT_PX / DPI
+# Panels as [left, bottom, width, height] fractions of the figure: price above, volume below;
+# the right margin holds the price and volume labels.
+PRICE_PANEL = (0.02, 0.36, 0.83, 0.54)
+VOLUME_PANEL = (0.02, 0.1, 0.83, 0.22)
+PRICE_TICKS, VOLUME_TICKS, TIME_TICKS = 5, 2, 5
+TITLE_Y, TITLE_SIZE = 0.95, 12
+# Fewer candles than this and the chart is a placeholder: the axis spans PLACEHOLDER_SPAN bars,
+# so one daily candle is a candle, not a block across the whole chart, and the chart says so.
+FEW_CANDLES, PLACEHOLDER_SPAN = 5, 30
+LAST_PRICE_COLOUR = "#444444"
+STYLE = mpf.make_mpf_style(
+    base_mpf_style="yahoo", mavcolors=list(MA_COLOURS.values()), rc={"font.size": 10}, y_on_right=True
+)
 # The style asks for a semibold title that the bundled DejaVu font lacks; bold is used, quietly.
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+
+
+def time_format(bar_seconds: int) -> str:
+    """Dates for day and week candles, times within a day for the rest."""
+    if bar_seconds >= 86_400:
+        return "%Y-%m-%d"
+    return "%m-%d %H:%M" if bar_seconds >= 3_600 else "%H:%M"
+
+
+def short_volume(value: float, _position: object = None) -> str:
+    """Volume labels read at a glance: 300k, 1.2M, not 300000 or 1e6."""
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
 
 
 def render_chart(
     frame: pd.DataFrame, title: str, bar_seconds: int, moving_averages: tuple[int, ...] = MOVING_AVERAGES
 ) -> bytes:
-    """A candlestick chart with a volume panel and moving averages, as PNG bytes.
+    """A candlestick chart with a volume panel, moving averages with their legend and the last
+    price marked, as PNG bytes.
 
     mplfinance draws the price panel (candles, moving averages, style, UTC date axis) into axes
     of our figure; the volume panel is one polygon collection of our own, since mplfinance's
-    draws a patch per bar, which alone took longer than our whole per-chart budget.
+    draws a patch per bar, which alone took longer than our whole per-chart budget. Each candle
+    is centred on the middle of its interval, so a day's candle sits between its midnights.
     `show_nontrading` keeps the time axis true, so a missing bar shows as a gap; the axis spans
-    the bars plus one bar's width each side, not the library's default of days around them.
+    the bars plus one bar's width each side, or PLACEHOLDER_SPAN bars while there are few.
     Moving averages longer than the series are left out rather than drawn from too few bars.
     Ticks are few on purpose: labels are most of the drawing time.
     """
     averages = tuple(n for n in moving_averages if n < len(frame))
     optional: dict[str, Any] = {"mav": averages} if averages else {}
     pad = pd.Timedelta(seconds=bar_seconds)
+    frame = frame.set_axis(frame.index + pad / 2)
+    first = frame.index[0] - pad
+    if len(frame) < FEW_CANDLES:
+        first = min(first, frame.index[-1] - pad * PLACEHOLDER_SPAN)
     # On a true time axis widths are in days; set them from the bar's duration, or a lone bar
     # (no neighbour to measure spacing from) is drawn as a hairline.
     width = 0.7 * bar_seconds / 86_400
@@ -59,24 +93,59 @@ def render_chart(
             ax=price_axes,
             type="candle",
             show_nontrading=True,
-            ylabel="price",
-            xlim=(frame.index[0] - pad, frame.index[-1] + pad),
+            ylabel="",
+            xlim=(first, frame.index[-1] + pad),
             update_width_config={"candle_width": width},
-            datetime_format="%m-%d %H:%M",
+            datetime_format=time_format(bar_seconds),
             xrotation=0,
             warn_too_much_data=100_000,
             **optional,
         )
+        averages_drawn = list(price_axes.lines)  # mplfinance's only lines: the moving averages
         _draw_volume(volume_axes, frame, width)
+        _mark_last_price(price_axes, float(frame["Close"].iloc[-1]))
+        if averages:
+            price_axes.legend(
+                averages_drawn,
+                [f"MA {n}" for n in averages],
+                loc="upper left",
+                fontsize=8,
+                frameon=False,
+                ncols=len(averages),
+            )
+        if len(frame) < FEW_CANDLES:
+            price_axes.text(
+                0.5, 0.5, f"{len(frame)} candle{'s' if len(frame) > 1 else ''} so far",
+                transform=price_axes.transAxes, ha="center", va="center", color="#888888",
+            )  # fmt: skip
         # A figure text, not an axes title: placing an axes title measures every tick label.
-        figure.text(0.5, TITLE_Y, title, ha="center", va="center", fontsize=TITLE_SIZE)
+        figure.text(0.02, TITLE_Y, title, ha="left", va="center", fontsize=TITLE_SIZE, weight="bold")
         price_axes.tick_params(labelbottom=False)
         price_axes.yaxis.set_major_locator(MaxNLocator(PRICE_TICKS))
+        # Round times and dates (12:00, 12:30; the 1st, the 15th), at most TIME_TICKS of them.
+        locator = mdates.AutoDateLocator(minticks=3, maxticks=TIME_TICKS)  # type: ignore[no-untyped-call]
+        volume_axes.xaxis.set_major_locator(locator)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=DPI)
     finally:
         plt.close(figure)
     return buffer.getvalue()
+
+
+def _mark_last_price(axes: Axes, last: float) -> None:
+    """A dashed line at the last close, its value in a box on the price axis."""
+    axes.axhline(last, color=LAST_PRICE_COLOUR, linewidth=0.8, linestyle="--")
+    axes.annotate(
+        f"{last:,.6g}",
+        xy=(1, last),
+        xycoords=("axes fraction", "data"),
+        xytext=(2, 0),
+        textcoords="offset points",
+        va="center",
+        fontsize=8,
+        color="white",
+        bbox={"boxstyle": "square,pad=0.2", "facecolor": LAST_PRICE_COLOUR, "linewidth": 0},
+    )
 
 
 def _draw_volume(axes: Axes, frame: pd.DataFrame, width: float) -> None:
@@ -99,6 +168,5 @@ def _draw_volume(axes: Axes, frame: pd.DataFrame, width: float) -> None:
     axes.set_axisbelow(True)
     axes.set_ylim(0, max(float(volumes.max()), 1.0) * 1.1)
     axes.yaxis.set_major_locator(MaxNLocator(VOLUME_TICKS))
+    axes.yaxis.set_major_formatter(FuncFormatter(short_volume))
     axes.yaxis.tick_right()
-    axes.yaxis.set_label_position("right")
-    axes.set_ylabel("volume")

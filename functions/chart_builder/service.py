@@ -20,7 +20,7 @@ from functions.chart_builder.chart_data import WEEKLY, bars_frame, weekly_from_d
 from functions.chart_builder.render import render_chart
 from market.bars import INTERVAL_SECONDS, Bar, StoredBar
 from stores.site_bucket import ManifestChanged, SiteError
-from stores.site_content import CHART_INTERVALS, Manifest, SymbolEntry, day_change_pct
+from stores.site_content import CHART_INTERVALS, NO_QUOTE, Manifest, Quote, SymbolEntry, day_change_pct
 
 CANDLES = 200  # candles per chart
 # Below this many charts a process pool costs more to start than it saves.
@@ -102,7 +102,7 @@ class _Outcome:
     drawn: set[Series] = field(default_factory=set)
     dropped: set[Series] = field(default_factory=set)  # failed: no longer pending
     waiting: set[Series] = field(default_factory=set)
-    quotes: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # symbol -> price, change
+    quotes: dict[str, Quote] = field(default_factory=dict)
 
     def changes(self, manifest: Manifest) -> bool:
         pending = manifest.pending()
@@ -122,17 +122,19 @@ class _Outcome:
             raced = {i for i in mine if was.get(i) != self.read_drawn_at.get((symbol, i))}
             pending = (set(before.pending) if before else set()) | waiting.get(symbol, set()) | raced
             pending -= (mine - raced) | dropped.get(symbol, set())
-            price, change = self.quotes.get(symbol) or (
-                (before.last_price, before.day_change_pct) if before else ("n/a", None)
-            )
+            quote = self.quotes.get(symbol) or (before.quote if before else NO_QUOTE)
             result[symbol] = SymbolEntry(
                 symbol,
-                price,
-                change,
+                quote.last_price,
+                quote.day_change_pct,
                 self.now if symbol in self.quotes or before is None else before.updated_at,
                 tuple(i for i in CHART_INTERVALS if i in set(before.charts if before else ()) | mine),
                 {**was, **{i: max(self.now, was.get(i, 0)) for i in mine}},
                 frozenset(pending),
+                quote.day_low,
+                quote.day_high,
+                quote.day_volume,
+                quote.last_tick_at,
             )
         return result
 
@@ -269,12 +271,23 @@ class ChartBuilder:
                 return
         raise SiteError(f"manifest.json changed under each of {MANIFEST_ATTEMPTS} writes")
 
-    def _quote(self, symbol: str) -> tuple[str, str | None]:
+    def _quote(self, symbol: str) -> Quote:
         last = _bars(self._bars.query_bars(symbol, "1m", 1))
-        day = _bars(self._bars.query_bars(symbol, "1d", 1))
-        last_price = last[-1].close if last else (day[-1].close if day else None)
-        change = day_change_pct(day[-1].open, last_price) if day and last_price is not None else None
-        return (str(last_price) if last_price is not None else "n/a", change)
+        days = _bars(self._bars.query_bars(symbol, "1d", 1))
+        newest = last[-1] if last else (days[-1] if days else None)
+        if newest is None:
+            return NO_QUOTE
+        if not days:
+            return Quote(str(newest.close), last_tick_at=newest.last_ts // 1000)
+        day = days[-1]
+        return Quote(
+            str(newest.close),
+            day_change_pct(day.open, newest.close),
+            str(day.low),
+            str(day.high),
+            str(day.volume),
+            max(newest.last_ts, day.last_ts) // 1000,
+        )
 
 
 def draw_in_parallel(charts: list[Chart]) -> list[bytes | str]:

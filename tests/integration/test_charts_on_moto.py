@@ -15,7 +15,7 @@ from pathlib import Path
 import matplotlib.image as mpimg
 import orjson
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 
 from local_aws.embedded import free_local_port
 from local_aws.stack import StackOutputs
@@ -76,7 +76,7 @@ def test_charts_are_drawn_published_and_redrawn_only_where_asked(
         assert head["ContentType"] == "image/png"
         assert head["CacheControl"] == "public, max-age=60"
         image = mpimg.imread(io.BytesIO(s3.get_object(Bucket=site, Key=key)["Body"].read()), format="png")
-        assert image.shape[:2] == (480, 800)
+        assert image.shape[:2] == (540, 960)  # twice the page's 480 x 270 cell
         assert image.std() > 0.05
 
     base = f"{local_stack.endpoint}/{site}"
@@ -113,6 +113,9 @@ CHROMIUM_ARGS = [
 def test_the_page_shows_every_symbol_and_every_chart_in_a_real_browser(
     local_stack: LocalStack, chart_stack: ChartStack
 ) -> None:
+    """At a laptop's and a phone's width: the summary table first, the legend, the as-of time and
+    lag, every chart loaded, nothing wider than the screen; then a redraw of one symbol's charts
+    reaches the open page through manifest.json, those images only."""
     assert CHROMIUM.exists(), "make test installs Debian's chromium"
     url = f"{local_stack.endpoint}/{chart_stack.outputs.SiteBucketName}/index.html"
     OUTPUT.mkdir(exist_ok=True)
@@ -128,14 +131,38 @@ def test_the_page_shows_every_symbol_and_every_chart_in_a_real_browser(
                     "Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])"
                 )
                 assert len(images) == len(SYMBOLS) * 5
-                assert all(natural > 0 for _, natural in images), images
+                assert all(natural == 960 for _, natural in images), images
                 headings = page.locator("h2").all_inner_texts()
                 assert sorted(headings) == sorted(SYMBOLS)
+                rows = page.locator("table tbody tr").all()
+                assert [r.locator("td").first.inner_text() for r in rows] == sorted(SYMBOLS)
+                assert all(r.locator("td").count() == 6 for r in rows)
+                first_table, first_chart = page.evaluate(
+                    "[document.querySelector('table').getBoundingClientRect().top,"
+                    " document.images[0].getBoundingClientRect().top]"
+                )
+                assert first_table < first_chart  # the summary comes first
+                assert page.locator(".legend span").all_inner_texts() == ["MA 5", "MA 25", "last price"]
+                assert page.locator("#asof").inner_text().endswith("UTC")
+                assert page.locator("#lag").inner_text() != "n/a"
                 assert page.evaluate("document.documentElement.scrollWidth") <= width
                 page.screenshot(path=str(OUTPUT / f"site-{width}px.png"), full_page=True)
+                if width == 400:
+                    _a_redraw_reaches_the_open_page(page, chart_stack.env)
                 page.close()
         finally:
             browser.close()
+
+
+def _a_redraw_reaches_the_open_page(page: Page, env: dict[str, str]) -> None:
+    sources = dict(page.evaluate("Array.from(document.images).map(i => [i.id, i.getAttribute('src')])"))
+    time.sleep(1.1)  # drawn_at has a resolution of a second
+    assert run_cli(["charts", "--symbol", "A+B"], env).returncode == 0
+    page.evaluate("window.tickstream.refresh()")
+    page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+    now = dict(page.evaluate("Array.from(document.images).map(i => [i.id, i.getAttribute('src')])"))
+    changed = {key for key in sources if now[key] != sources[key]}
+    assert changed == {key for key in sources if key.startswith("chart-A%2BB-")}
 
 
 def test_new_bars_wait_for_their_interval_and_the_sweep_draws_them_and_only_them(

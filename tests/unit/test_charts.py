@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from functions.chart_builder.chart_data import bars_frame, weekly_from_daily
-from functions.chart_builder.render import render_chart
+from functions.chart_builder.render import render_chart, short_volume, time_format
 from functions.chart_builder.service import ChartBuilder, charts_to_draw
 from market.bars import Bar, BarAccumulator, StoredBar
-from stores.site_content import SymbolEntry, index_html, manifest_json
+from stores.site_content import SymbolEntry, entries_from_manifest, index_html, manifest_json, short_number
 from tests.support.memory_stores import MemorySite
 
 MINUTE = 1_793_629_800  # 2026-11-02 14:30 UTC
@@ -69,7 +69,7 @@ def test_charts_are_real_pngs_of_the_expected_size_and_not_blank(bars: list[Bar]
     png = render_chart(bars_frame(bars), "X 1m (UTC)", 60)
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     shape, spread = pixels(png)
-    assert shape[:2] == (480, 800)
+    assert shape[:2] == (540, 960)  # twice the page's 480 x 270 cell: sharp on a 2x screen
     assert spread > 0.05
 
 
@@ -131,3 +131,55 @@ def test_a_series_that_cannot_be_read_or_drawn_is_skipped_and_named_not_fatal() 
     assert published["FAR"].charts == ("1m",)
     assert published["FAR"].drawn_at == {"1m": MINUTE}
     assert published["BAD"] == bad
+
+
+def test_volumes_read_in_k_m_and_b_and_dates_for_day_candles() -> None:
+    assert [short_volume(v) for v in (0, 950, 300_000, 1_000_000, 2_500_000_000)] == [
+        "0", "950", "300k", "1M", "2.5B",
+    ]  # fmt: skip
+    assert [short_number(v) for v in ("950", "300000", "1234567.8", None, "x")] == [
+        "950", "300.0k", "1.2M", "n/a", "x",
+    ]  # fmt: skip
+    assert time_format(60) == "%H:%M"
+    assert time_format(3_600) == "%m-%d %H:%M"
+    assert time_format(86_400) == time_format(7 * 86_400) == "%Y-%m-%d"
+
+
+def test_one_day_candle_is_a_placeholder_chart_not_a_block_and_still_a_real_png() -> None:
+    png = render_chart(
+        bars_frame([bar(MINUTE - MINUTE % 86_400, "1", "2", "0.5", "1.5", "3", "1d")]), "X 1d", 86_400
+    )
+    shape, spread = pixels(png)
+    assert shape[:2] == (540, 960)
+    assert spread > 0.05
+
+
+def test_the_summary_table_comes_first_with_a_row_per_symbol_and_the_lag_behind_the_newest_tick() -> None:
+    entries = [
+        SymbolEntry(
+            "A+B", "12.5", "+1.25", MINUTE, ("1m",), {}, frozenset(), "11", "13", "1234567", MINUTE - 90
+        ),
+        SymbolEntry("C", "<i>", None, MINUTE, ("1m",)),
+    ]
+    page = index_html(entries, MINUTE).decode()
+    assert page.index("<table>") < page.index("<section")
+    assert page.count("<tbody>") == 1
+    assert page.count("<tr><td>") == 2
+    assert '<td id="range-A%2BB">11 \u2013 13</td>' in page
+    assert '<td id="volume-A%2BB">1.2M</td>' in page
+    assert '<span id="lag">90 s</span>' in page
+    assert "&lt;i&gt;" in page
+    assert "<i>" not in page.replace('<i style="border-color', "").replace('<i class="last">', "")
+    assert page.count('width="480" height="270"') == 2  # room kept before the images load
+
+
+def test_the_manifest_carries_the_day_and_reads_back_old_manifests_without_it() -> None:
+    entry = SymbolEntry(
+        "A", "1", "+0.00", MINUTE, ("1m",), {"1m": MINUTE}, frozenset(), "1", "2", "30", MINUTE
+    )
+    entries, problems = entries_from_manifest(manifest_json([entry], MINUTE))
+    assert (entries, problems) == ({"A": entry}, [])
+    old = b'{"symbols": [{"symbol": "A", "last_price": "1", "updated_at": 5, "charts": {}}]}'
+    assert entries_from_manifest(old)[0]["A"].day_volume is None
+    bad = b'{"symbols": [{"symbol": "A", "last_price": "1", "updated_at": 5, "day_volume": 7}]}'
+    assert entries_from_manifest(bad) == ({}, ["manifest entry skipped: 'A': day_volume is not text"])
