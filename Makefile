@@ -57,9 +57,11 @@ chromium:
 
 # The Lambda artifacts (build/aggregator, build/charts, build/quote-poller and their zips), rebuilt when a source changes.
 PACKAGED := build/.packaged
-FUNCTION_SOURCES := $(shell find market producer consumers charts alerts webclients quote_poller -name '*.py' -o -name '*.yaml')
+# Every product source: all but the tests, benchmarks, docs and what is built or hidden
+# (lambda_build/contents.py says which of them each function ships).
+FUNCTION_SOURCES := $(shell find . \( -path './.*' -o -name build -o -name tests -o -name bench -o -name docs -o -name test-output \) -prune -o \( -name '*.py' -o -name '*.yaml' \) -print)
 
-$(PACKAGED): $(STAMP) pyproject.toml lambda_build/packages.py $(FUNCTION_SOURCES)
+$(PACKAGED): $(STAMP) pyproject.toml $(FUNCTION_SOURCES)
 	$(BIN)/python -m lambda_build.packages
 	touch $(PACKAGED)
 

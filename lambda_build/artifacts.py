@@ -3,7 +3,7 @@
 The local runner imports handlers in-process, so the zip's job is to give each function a real
 code location, as `sam deploy` would; `make package` builds the artifacts deployed to AWS.
 Installed from the wheel, PROJECT_ROOT is site-packages: the zip holds the installed packages.
-It holds every source any function ships (lambda_build.functions), so all three share one zip.
+It holds every source any function ships (lambda_build.contents), so all three share one zip.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambda_build.functions import PROJECT_ROOT, ZIP_EPOCH, every_function_source, source_files
+from lambda_build.contents import PROJECT_ROOT, ZIP_EPOCH, every_function_source, source_files
 
 
 class ArtifactError(RuntimeError):

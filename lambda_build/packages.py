@@ -22,7 +22,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from lambda_build.functions import (
+from lambda_build.contents import (
     FUNCTIONS,
     LAMBDA_UNZIPPED_LIMIT,
     PROJECT_ROOT,

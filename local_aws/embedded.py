@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 READY_TIMEOUT_S = 60.0
+# How our server shows in its command line: this module, and its name before the code moved to
+# local_aws/ (a server a previous version started is still ours to reuse and stop).
+SERVER_MODULES = (b"local_aws.moto_server", b"tickstream.moto_server")
 STOP_TIMEOUT_S = 10.0
 
 
@@ -63,7 +66,7 @@ class EmbeddedAws:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError):
             return None
-        return pid if b"local_aws.moto_server" in cmdline else None
+        return pid if any(module in cmdline for module in SERVER_MODULES) else None
 
     def start(self) -> bool:
         """Starts the server unless one answers already; True when this call started it."""
@@ -74,8 +77,15 @@ class EmbeddedAws:
                 f"127.0.0.1:{self.port} is in use by something that is not moto: set TICKSTREAM_PORT "
                 "to a free port, or AWS_ENDPOINT_URL to the stack that runs there (e.g. LocalStack)"
             )
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as log:
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            log = self.log_file.open("ab")
+        except OSError as exc:
+            raise EmbeddedAwsError(
+                f"cannot keep the server's state in {self.state_dir} ({exc.strerror}): "
+                "set TICKSTREAM_STATE_DIR to a writable folder"
+            ) from exc
+        with log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "local_aws.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
                 stdin=subprocess.DEVNULL,
@@ -99,9 +109,9 @@ class EmbeddedAws:
     def stop(self) -> bool:
         """Stops the server we started; True when there was one to stop."""
         pid = self.own_pid()
-        self.pid_file.unlink(missing_ok=True)
         if pid is None:
             return False
+        self.pid_file.unlink(missing_ok=True)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_S

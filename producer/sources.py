@@ -54,8 +54,8 @@ class Jump:
             raise ValueError(f"jump {text!r}: {exc}") from exc
         except ValueError as exc:
             raise ValueError(f"jump {text!r}: PERCENT and SECONDS must be numbers, e.g. NVDA:6:30") from exc
-        if not -90 < jump.percent <= 1000 or jump.after_s < 0:
-            raise ValueError(f"jump {text!r}: percent must be in (-90, 1000] and seconds 0 or more")
+        if not -90 < jump.percent <= 1000 or not 0 <= jump.after_s < math.inf:
+            raise ValueError(f"jump {text!r}: percent must be in (-90, 1000] and seconds finite, 0 or more")
         return jump
 
 

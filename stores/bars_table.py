@@ -1,4 +1,5 @@
-"""Data access for the bars table: the bars users, charts and alerts read, and nothing else.
+"""Data access for the bars table: the bars users, charts and alerts read, and nothing else; the
+aggregator writes them through it.
 
 A 1m item is the public projection of a ledger item (functions.aggregator.ledger): its columns
 and the ledger's `version`. A longer bar is folded from the shorter bars here, with the sum of

@@ -5,16 +5,14 @@ Start with `tickstream up`, then `produce`, `consume --until-idle`, `status` and
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 from typing import Annotated
 
 import typer
 
-from tickstream.commands import charts, consume, demo, logs, produce, stack
-from tickstream.console import fail, show_error, state
-from tickstream.settings import Settings, SettingsError
+from tickstream.commands import charts, consume, demo, logs, produce, up
+from tickstream.console import show_error, state
 
 # A bug's traceback shows no local variables: they may hold an API key or a webhook URL.
 app = typer.Typer(
@@ -46,18 +44,14 @@ def main(
     ] = False,
 ) -> None:
     """tickstream: market ticks through Kinesis into OHLC bars and charts, on AWS or locally."""
-    state.debug = debug
-    try:
-        state.settings = Settings.from_environment(os.environ, real_aws=aws)
-    except SettingsError as exc:
-        raise fail(str(exc)) from exc
+    state.start(debug, aws)
 
 
 # The commands, in the order `--help` lists them.
 for command in (
-    stack.up,
-    stack.down,
-    stack.status,
+    up.up,
+    up.down,
+    up.status,
     consume.consume,
     consume.redrive,
     charts.charts,

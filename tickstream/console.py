@@ -3,6 +3,7 @@ callback parsed, and how a long command hears Ctrl-C."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from tickstream.settings import Settings
+from tickstream.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,8 +36,24 @@ def err() -> Console:
 
 
 class State:
-    settings: Settings
+    """What the group's options said. The settings are read from the environment when a command
+    first asks, so that `COMMAND --help` works whatever the environment holds."""
+
     debug: bool = False
+    real_aws: bool = False
+    _settings: Settings | None = None
+
+    def start(self, debug: bool, real_aws: bool) -> None:
+        self.debug, self.real_aws, self._settings = debug, real_aws, None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = Settings.from_environment(os.environ, real_aws=self.real_aws)
+            except SettingsError as exc:
+                raise fail(str(exc)) from exc
+        return self._settings
 
 
 state = State()

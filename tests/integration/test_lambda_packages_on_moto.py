@@ -26,7 +26,7 @@ import pytest
 import yaml
 from pytest_httpserver import HTTPServer
 
-from lambda_build.functions import (
+from lambda_build.contents import (
     AGGREGATOR,
     CHART_BUILDER,
     LAMBDA_UNZIPPED_LIMIT,

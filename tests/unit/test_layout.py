@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_build.functions import FUNCTIONS
+from lambda_build.contents import FUNCTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 # What each part may import of ours; the CLI (tickstream) may import everything.

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tickstream.commands.charts import build_charts
-from tickstream.commands.stack import deployer, site_url
+from tickstream.commands.up import deployer, site_url
 from tickstream.console import err, fail, install_stop_handlers, out, state
 from tickstream.settings import Settings
 

@@ -22,7 +22,7 @@ from tickstream.commands.produce import (
     summary,
     where_prices_stand,
 )
-from tickstream.commands.stack import bring_up, deployer, site_url
+from tickstream.commands.up import bring_up, deployer, site_url
 from tickstream.console import install_stop_handlers, out, state
 
 if TYPE_CHECKING:

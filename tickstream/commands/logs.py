@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tickstream.commands.stack import deployer
+from tickstream.commands.up import deployer
 from tickstream.console import fail, install_stop_handlers, state
 
 if TYPE_CHECKING:
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 # Short names for the template's functions, as `tickstream logs aggregator` takes them.
 FUNCTION_ALIASES = {
     "aggregator": "AggregatorFunctionName",
+    "chart-builder": "ChartBuilderFunctionName",
     "charts": "ChartBuilderFunctionName",
     "quote-poller": "QuotePollerFunctionName",
 }
@@ -44,7 +45,7 @@ def logs(
     function: Annotated[
         str,
         typer.Argument(
-            metavar="FUNCTION", help="aggregator, charts, quote-poller, or a function's full name."
+            metavar="FUNCTION", help="aggregator, chart-builder (or charts), quote-poller, or a full name."
         ),
     ],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from producer.pace import Pace
-from tickstream.commands.stack import deployer
+from tickstream.commands.up import deployer
 from tickstream.console import err, fail, install_stop_handlers, out, show_error, state
 
 if TYPE_CHECKING:
@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from tickstream.aws_clients import AwsClients
 
 
+# Bounds that keep every option finite: a million ticks/s is past what one producer can send,
+# and a year of ticks is longer than anyone runs one.
+MAX_RATE = 1_000_000.0
+MAX_DURATION_S = 365 * 86_400.0
 DEFAULT_SYMBOLS = "AAPL,MSFT,GOOG,AMZN,NVDA,META,TSLA,JPM"
 
 
@@ -219,11 +223,18 @@ def produce(
     ] = DEFAULT_SYMBOLS,
     rate: Annotated[
         float,
-        typer.Option(min=0.001, metavar="TICKS_PER_S", help="Ticks per second of event time (synthetic)."),
+        typer.Option(
+            min=0.001, max=MAX_RATE, metavar="TICKS_PER_S", help="Ticks per second of event time (synthetic)."
+        ),
     ] = 1000.0,
     duration: Annotated[
         float | None,
-        typer.Option(min=0.0, metavar="SECONDS", help="Seconds of ticks (synthetic), or of polling (http)."),
+        typer.Option(
+            min=0.0,
+            max=MAX_DURATION_S,
+            metavar="SECONDS",
+            help="Seconds of ticks (synthetic), or of polling (http).",
+        ),
     ] = None,
     count: Annotated[
         int | None, typer.Option(min=0, metavar="N", help="Number of ticks (synthetic).")
