@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from lambda_build.artifacts import build_code_zip
+from local_aws.embedded import EmbeddedAws, EmbeddedAwsError, free_local_port
+from tickstream.cli import app
 from tickstream.settings import Settings, SettingsError
 
 
@@ -61,3 +65,27 @@ def test_the_local_code_zip_holds_the_data_files_the_handlers_read() -> None:
         "functions/chart_builder/handler.py",
     } <= names
     assert not [n for n in names if "__pycache__" in n or n.startswith("tickstream/")]
+
+
+def test_a_state_folder_that_cannot_be_made_is_an_expected_error_not_a_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(EmbeddedAwsError, match="TICKSTREAM_STATE_DIR"):
+        EmbeddedAws(blocker / "state", free_local_port()).start()
+
+
+def test_a_command_help_works_whatever_the_environment_and_the_command_says_what_is_wrong() -> None:
+    runner = CliRunner()
+    helped = runner.invoke(app, ["status", "--help"], env={"TICKSTREAM_PORT": "abc"})
+    assert helped.exit_code == 0
+    assert "status [OPTIONS]" in helped.output
+    failed = runner.invoke(app, ["status"], env={"TICKSTREAM_PORT": "abc"})
+    assert failed.exit_code == 2
+    assert "TICKSTREAM_PORT='abc'" in failed.output
+
+
+@pytest.mark.parametrize("option", [["--rate", "inf"], ["--rate", "1e300"], ["--duration", "inf"]])
+def test_produce_refuses_rates_and_durations_without_an_end(option: list[str]) -> None:
+    refused = CliRunner().invoke(app, ["produce", *option])
+    assert refused.exit_code == 2
+    assert "Invalid value" in refused.output

@@ -129,7 +129,9 @@ def test_a_jump_moves_only_its_symbol_by_its_percent_from_its_time() -> None:
             assert after == before
 
 
-@pytest.mark.parametrize("text", ["J:10", "J:ten:30", "bad symbol:5:1", "J:-95:1", "J:5:-1"])
+@pytest.mark.parametrize(
+    "text", ["J:10", "J:ten:30", "bad symbol:5:1", "J:-95:1", "J:5:-1", "J:5:inf", "J:nan:1"]
+)
 def test_a_malformed_jump_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="jump"):
         Jump.parse(text)
