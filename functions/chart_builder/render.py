@@ -23,22 +23,22 @@ from stores.site_content import CHART_HEIGHT_PX, CHART_WIDTH_PX, MA_COLOURS
 
 MOVING_AVERAGES = tuple(MA_COLOURS)
 # Drawn at twice the pixel density of the page's chart cell (stores.site_content): 960 x 540
-# pixels shown about 480 css px wide, so a 10-point label reads at about 10 px on a laptop and
-# a phone alike.
+# pixels shown about 480 css px wide (a 11-point label reads at about 11 px), and at 9 px in a
+# phone's 380 px column.
 DPI = 150
 WIDTH_IN, HEIGHT_IN = 2 * CHART_WIDTH_PX / DPI, 2 * CHART_HEIGHT_PX / DPI
 # Panels as [left, bottom, width, height] fractions of the figure: price above, volume below;
 # the right margin holds the price and volume labels.
-PRICE_PANEL = (0.02, 0.36, 0.83, 0.54)
-VOLUME_PANEL = (0.02, 0.1, 0.83, 0.22)
+PRICE_PANEL = (0.04, 0.37, 0.8, 0.52)
+VOLUME_PANEL = (0.04, 0.11, 0.8, 0.22)
 PRICE_TICKS, VOLUME_TICKS, TIME_TICKS = 5, 2, 5
-TITLE_Y, TITLE_SIZE = 0.95, 12
+TITLE_Y, TITLE_SIZE, LABEL_SIZE = 0.95, 13, 10
 # Fewer candles than this and the chart is a placeholder: the axis spans PLACEHOLDER_SPAN bars,
 # so one daily candle is a candle, not a block across the whole chart, and the chart says so.
 FEW_CANDLES, PLACEHOLDER_SPAN = 5, 30
 LAST_PRICE_COLOUR = "#444444"
 STYLE = mpf.make_mpf_style(
-    base_mpf_style="yahoo", mavcolors=list(MA_COLOURS.values()), rc={"font.size": 10}, y_on_right=True
+    base_mpf_style="yahoo", mavcolors=list(MA_COLOURS.values()), rc={"font.size": 11}, y_on_right=True
 )
 # The style asks for a semibold title that the bundled DejaVu font lacks; bold is used, quietly.
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
@@ -109,7 +109,7 @@ def render_chart(
                 averages_drawn,
                 [f"MA {n}" for n in averages],
                 loc="upper left",
-                fontsize=8,
+                fontsize=LABEL_SIZE,
                 frameon=False,
                 ncols=len(averages),
             )
@@ -119,7 +119,7 @@ def render_chart(
                 transform=price_axes.transAxes, ha="center", va="center", color="#888888",
             )  # fmt: skip
         # A figure text, not an axes title: placing an axes title measures every tick label.
-        figure.text(0.02, TITLE_Y, title, ha="left", va="center", fontsize=TITLE_SIZE, weight="bold")
+        figure.text(0.04, TITLE_Y, title, ha="left", va="center", fontsize=TITLE_SIZE, weight="bold")
         price_axes.tick_params(labelbottom=False)
         price_axes.yaxis.set_major_locator(MaxNLocator(PRICE_TICKS))
         # Round times and dates (12:00, 12:30; the 1st, the 15th), at most TIME_TICKS of them.
@@ -142,7 +142,7 @@ def _mark_last_price(axes: Axes, last: float) -> None:
         xytext=(2, 0),
         textcoords="offset points",
         va="center",
-        fontsize=8,
+        fontsize=LABEL_SIZE,
         color="white",
         bbox={"boxstyle": "square,pad=0.2", "facecolor": LAST_PRICE_COLOUR, "linewidth": 0},
     )

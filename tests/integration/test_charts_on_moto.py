@@ -146,6 +146,8 @@ def test_the_page_shows_every_symbol_and_every_chart_in_a_real_browser(
                 assert page.locator("#asof").inner_text().endswith("UTC")
                 assert page.locator("#lag").inner_text() != "n/a"
                 assert page.evaluate("document.documentElement.scrollWidth") <= width
+                table = "document.querySelector('.table')"
+                assert page.evaluate(f"{table}.scrollWidth <= {table}.clientWidth")  # no scroll of its own
                 page.screenshot(path=str(OUTPUT / f"site-{width}px.png"), full_page=True)
                 if width == 400:
                     _a_redraw_reaches_the_open_page(page, chart_stack.env)
