@@ -8,6 +8,7 @@ long before (A+B and X.Y-Z are valid and must still come out right).
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,23 +55,67 @@ img { width: 100%; height: auto; display: block; }
   .wide { display: none; } }
 """
 # Re-reads manifest.json every REFRESH_SECONDS: a chart whose drawn_at changed is fetched again,
-# nothing else is; the summary's cells are set as text. The lag counts up between reads.
+# nothing else is; the table's and sections' figures and the captions are set as text, with
+# their colour. A symbol or chart the page lacks reloads it, once per manifest. Anything in a
+# manifest that is not what the chart builder writes is skipped, entry by entry.
 SCRIPT = """\
 (() => {
   const intervals = new Set(%(intervals)s);
   let generated = %(generated)d, newest = %(newest)s;
-  const utc = (s) => new Date(s * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+  const finite = (x) => typeof x === "number" && Number.isFinite(x) && Math.abs(x) < 1e11;
+  const utc = (s) => finite(s)
+    ? new Date(s * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "n/a";
   const ago = (s) => s < 120 ? `${Math.round(s)} s`
     : s < 7200 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`;
-  const showLag = () => {
-    const lag = document.getElementById("lag");
-    if (newest !== null) lag.textContent = ago(Math.max(0, Date.now() / 1000 - newest));
+  const number = (v) => typeof v === "string" && /^[+-]?\\d{1,20}(\\.\\d{1,20})?$/.test(v);
+  const short = (v) => {
+    const n = Number(v);
+    for (const [scale, suffix] of [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "k"]]) {
+      if (Math.abs(n) >= scale * 0.99995) return `${(n / scale).toFixed(1)}${suffix}`;
+    }
+    return v;
   };
-  const short = (n) => n >= 1e9 ? `${(n / 1e9).toFixed(1)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M`
-    : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : `${n}`;
   const setText = (id, text) => {
     const cell = document.getElementById(id);
-    if (cell) cell.textContent = text;
+    if (cell && typeof text === "string") cell.textContent = text;
+  };
+  const setChange = (id, change) => {
+    const cell = document.getElementById(id);
+    if (!cell) return;
+    const value = number(change) ? Number(change) : null;
+    cell.textContent = value === null ? "n/a" : `${change} %%`;
+    cell.className = value === null || value === 0 ? "flat" : value < 0 ? "down" : "up";
+  };
+  const showLag = () => {
+    const lag = document.getElementById("lag");
+    lag.textContent = newest === null ? "n/a" : ago(Math.max(0, Date.now() / 1000 - newest));
+  };
+  const apply = (entry) => {  // true when the page lacks a symbol or chart of this entry
+    if (!entry || typeof entry.symbol !== "string") return false;
+    const key = encodeURIComponent(entry.symbol);
+    if (!document.getElementById(key)) return true;
+    for (const id of [`last-${key}`, `price-${key}`]) setText(id, entry.last_price);
+    for (const id of [`change-${key}`, `schange-${key}`]) setChange(id, entry.day_change_pct);
+    if (number(entry.day_low) && number(entry.day_high)) {
+      setText(`range-${key}`, `${entry.day_low} \u2013 ${entry.day_high}`);
+    }
+    if (number(entry.day_volume)) setText(`volume-${key}`, short(entry.day_volume));
+    if (finite(entry.updated_at)) {
+      setText(`updated-${key}`, utc(entry.updated_at));
+      setText(`supdated-${key}`, `updated ${utc(entry.updated_at)}`);
+    }
+    let lacking = false;
+    const drawn = entry.drawn_at && typeof entry.drawn_at === "object" ? entry.drawn_at : {};
+    for (const [interval, at] of Object.entries(drawn)) {
+      if (!intervals.has(interval) || !finite(at)) continue;
+      const image = document.getElementById(`chart-${key}-${interval}`);
+      if (!image) { lacking = true; continue; }
+      if (image.dataset.drawn === String(at)) continue;
+      image.dataset.drawn = String(at);
+      image.src = `charts/${key}/${interval}.png?v=${at}`;
+      setText(`caption-${key}-${interval}`, `${interval}, drawn ${utc(at)}`);
+    }
+    return lacking;
   };
   async function refresh() {
     let manifest;
@@ -79,27 +124,25 @@ SCRIPT = """\
       if (!answer.ok) return;
       manifest = await answer.json();
     } catch { return; }
-    if (manifest.generated_at === generated) return;
-    generated = manifest.generated_at;
-    setText("asof", utc(generated));
-    for (const entry of manifest.symbols || []) {
-      const key = encodeURIComponent(entry.symbol);
-      if (entry.last_tick_at && (newest === null || entry.last_tick_at > newest)) newest = entry.last_tick_at;
-      setText(`last-${key}`, entry.last_price);
-      setText(`change-${key}`, entry.day_change_pct === null ? "n/a" : `${entry.day_change_pct} %%`);
-      if (entry.day_low !== null && entry.day_high !== null) {
-        setText(`range-${key}`, `${entry.day_low} \u2013 ${entry.day_high}`);
-      }
-      if (entry.day_volume !== null) setText(`volume-${key}`, short(Number(entry.day_volume)));
-      setText(`updated-${key}`, utc(entry.updated_at));
-      for (const [interval, drawn] of Object.entries(entry.drawn_at || {})) {
-        const image = document.getElementById(`chart-${key}-${interval}`);
-        if (!intervals.has(interval) || !image || image.dataset.drawn === String(drawn)) continue;
-        image.dataset.drawn = String(drawn);
-        image.src = `charts/${key}/${interval}.png?v=${Number(drawn)}`;
-      }
+    if (!manifest || !Array.isArray(manifest.symbols) || manifest.generated_at === generated) return;
+    let lacking = false, latest = null;
+    for (const entry of manifest.symbols) {
+      try {
+        lacking = apply(entry) || lacking;
+        const tick = entry.last_tick_at;
+        if (finite(tick) && (latest === null || tick > latest)) latest = tick;
+      } catch { /* an entry the page cannot show is skipped; the others still are */ }
     }
-    if (newest !== null) setText("newest", utc(newest));
+    generated = manifest.generated_at;
+    newest = latest;
+    setText("asof", utc(generated));
+    setText("newest", utc(newest));
+    showLag();
+    const reloaded = `tickstream-reloaded-${generated}`;
+    if (lacking && !sessionStorage.getItem(reloaded)) {
+      sessionStorage.setItem(reloaded, "1");
+      location.reload();
+    }
   }
   window.tickstream = { refresh };  // for a test, or a console, to refresh now
   showLag();
@@ -213,17 +256,25 @@ def _epoch(value: Any) -> int:
     return value
 
 
-def _optional_text(item: dict[str, Any], key: str) -> str | None:
+# The figures a manifest entry carries as text: each must be a plain decimal number the page can
+# print and compare (what the chart builder writes), so a hand-edited "n/a" or "1e1000000" is
+# an entry left out, never a page that cannot be published.
+NUMBER_TEXT = re.compile(r"[+-]?\d{1,20}(\.\d{1,20})?")
+
+
+def _optional_number(item: dict[str, Any], key: str) -> str | None:
     value = item.get(key)
-    if not (value is None or isinstance(value, str)):
-        raise TypeError(f"{item['symbol']!r}: {key} is not text")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not NUMBER_TEXT.fullmatch(value):
+        raise TypeError(f"{item['symbol']!r}: {key} is not a decimal number")
     return value
 
 
 def _entry(item: Any) -> SymbolEntry:
     if not isinstance(item, dict) or not isinstance(item.get("symbol"), str):
         raise TypeError("not an entry with a symbol")
-    price, change = item.get("last_price"), _optional_text(item, "day_change_pct")
+    price, change = item.get("last_price"), _optional_number(item, "day_change_pct")
     if not isinstance(price, str):
         raise TypeError(f"{item['symbol']!r}: last_price is not text")
     charts, drawn, pending = item.get("charts", {}), item.get("drawn_at", {}), item.get("pending", [])
@@ -237,9 +288,9 @@ def _entry(item: Any) -> SymbolEntry:
         tuple(i for i in CHART_INTERVALS if i in charts),
         {i: _epoch(t) for i, t in drawn.items() if i in CHART_INTERVALS},
         frozenset(i for i in pending if i in CHART_INTERVALS),
-        _optional_text(item, "day_low"),
-        _optional_text(item, "day_high"),
-        _optional_text(item, "day_volume"),
+        _optional_number(item, "day_low"),
+        _optional_number(item, "day_high"),
+        _optional_number(item, "day_volume"),
         None if item.get("last_tick_at") is None else _epoch(item.get("last_tick_at")),
     )
 
@@ -282,14 +333,16 @@ def short_number(text: str | None) -> str:
     """1.2k, 3.4M, 5.6B: volumes read at a glance; the exact figure is in the bars."""
     if text is None:
         return "n/a"
-    try:
-        value = Decimal(text)
-    except ArithmeticError:
+    if not NUMBER_TEXT.fullmatch(text):
         return text
-    if not value.is_finite():
-        return text
-    for scale, suffix in ((Decimal(10) ** 9, "B"), (Decimal(10) ** 6, "M"), (Decimal(10) ** 3, "k")):
-        if abs(value) >= scale:
+    value = Decimal(text)
+    for scale, suffix in (
+        (Decimal(10) ** 12, "T"),
+        (Decimal(10) ** 9, "B"),
+        (Decimal(10) ** 6, "M"),
+        (Decimal(1000), "k"),
+    ):
+        if abs(value) >= scale * Decimal("0.99995"):  # 999,960 is 1.0M, not 1000.0k
             return f"{value / scale:.1f}{suffix}"
     return f"{value:f}"
 
@@ -297,9 +350,10 @@ def short_number(text: str | None) -> str:
 def _change(entry: SymbolEntry) -> tuple[str, str]:
     """The change's text and its colour class."""
     change = entry.day_change_pct
-    if change is None:
+    if change is None or not NUMBER_TEXT.fullmatch(change):
         return "n/a", "flat"
-    return f"{change} %", "down" if change.startswith("-") else ("flat" if float(change) == 0 else "up")
+    value = Decimal(change)
+    return f"{change} %", "flat" if value.is_zero() else ("down" if value < 0 else "up")
 
 
 def _summary_row(entry: SymbolEntry) -> str:
@@ -330,14 +384,14 @@ def _section(entry: SymbolEntry) -> str:
         f'src="{html.escape(chart_url(entry.symbol, i))}?v={entry.drawn_at.get(i, entry.updated_at)}" '
         f'width="{CHART_WIDTH_PX}" height="{CHART_HEIGHT_PX}" '
         f'alt="{name} {i} candlestick chart" loading="lazy">'
-        f"<figcaption>{i}{_drawn(entry.drawn_at.get(i))}</figcaption></figure>"
+        f'<figcaption id="caption-{key}-{i}">{i}{_drawn(entry.drawn_at.get(i))}</figcaption></figure>'
         for i in entry.charts
     )
     return (
         f'<section id="{key}"><h2>{name}</h2>'
-        f'<p class="stats"><span class="price">{html.escape(entry.last_price)}</span> '
-        f'<span class="{colour}">{html.escape(text)}</span> '
-        f"<span>updated {html.escape(_utc(entry.updated_at))}</span></p>"
+        f'<p class="stats"><span id="price-{key}" class="price">{html.escape(entry.last_price)}</span> '
+        f'<span id="schange-{key}" class="{colour}">{html.escape(text)}</span> '
+        f'<span id="supdated-{key}">updated {html.escape(_utc(entry.updated_at))}</span></p>'
         f'<div class="charts">{images}</div></section>'
     )
 

@@ -29,8 +29,8 @@ DPI = 150
 WIDTH_IN, HEIGHT_IN = 2 * CHART_WIDTH_PX / DPI, 2 * CHART_HEIGHT_PX / DPI
 # Panels as [left, bottom, width, height] fractions of the figure: price above, volume below;
 # the right margin holds the price and volume labels.
-PRICE_PANEL = (0.04, 0.37, 0.8, 0.52)
-VOLUME_PANEL = (0.04, 0.11, 0.8, 0.22)
+PRICE_PANEL = (0.06, 0.37, 0.78, 0.52)
+VOLUME_PANEL = (0.06, 0.11, 0.78, 0.22)
 PRICE_TICKS, VOLUME_TICKS, TIME_TICKS = 5, 2, 5
 TITLE_Y, TITLE_SIZE, LABEL_SIZE = 0.95, 13, 10
 # Fewer candles than this and the chart is a placeholder: the axis spans PLACEHOLDER_SPAN bars,
@@ -51,9 +51,14 @@ def time_format(bar_seconds: int) -> str:
     return "%m-%d %H:%M" if bar_seconds >= 3_600 else "%H:%M"
 
 
+def price_text(price: float) -> str:
+    """A price in plain digits, at most 8 decimals, as ticks carry them: never 9.67536e+06."""
+    return str(np.format_float_positional(price, precision=8, trim="-"))
+
+
 def short_volume(value: float, _position: object = None) -> str:
     """Volume labels read at a glance: 300k, 1.2M, not 300000 or 1e6."""
-    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= scale:
             return f"{value / scale:.3g}{suffix}"
     return f"{value:.3g}"
@@ -105,10 +110,13 @@ def render_chart(
         _draw_volume(volume_axes, frame, width)
         _mark_last_price(price_axes, float(frame["Close"].iloc[-1]))
         if averages:
+            # Above the panel, beside the title: never over a candle.
             price_axes.legend(
                 averages_drawn,
                 [f"MA {n}" for n in averages],
-                loc="upper left",
+                loc="lower right",
+                bbox_to_anchor=(1, 1),
+                borderaxespad=0.2,
                 fontsize=LABEL_SIZE,
                 frameon=False,
                 ncols=len(averages),
@@ -116,14 +124,17 @@ def render_chart(
         if len(frame) < FEW_CANDLES:
             price_axes.text(
                 0.5, 0.5, f"{len(frame)} candle{'s' if len(frame) > 1 else ''} so far",
-                transform=price_axes.transAxes, ha="center", va="center", color="#888888",
+                transform=price_axes.transAxes, ha="center", va="center", color="#666666",
+                bbox={"facecolor": "white", "alpha": 0.85, "linewidth": 0},
             )  # fmt: skip
         # A figure text, not an axes title: placing an axes title measures every tick label.
-        figure.text(0.04, TITLE_Y, title, ha="left", va="center", fontsize=TITLE_SIZE, weight="bold")
+        figure.text(0.06, TITLE_Y, title, ha="left", va="center", fontsize=TITLE_SIZE, weight="bold")
         price_axes.tick_params(labelbottom=False)
         price_axes.yaxis.set_major_locator(MaxNLocator(PRICE_TICKS))
+        # Prices as prices: no "+4.5e3" offset above the ticks, no scientific notation.
+        price_axes.ticklabel_format(axis="y", style="plain", useOffset=False)
         # Round times and dates (12:00, 12:30; the 1st, the 15th), at most TIME_TICKS of them.
-        locator = mdates.AutoDateLocator(minticks=3, maxticks=TIME_TICKS)  # type: ignore[no-untyped-call]
+        locator = mdates.AutoDateLocator(minticks=2, maxticks=TIME_TICKS)  # type: ignore[no-untyped-call]
         volume_axes.xaxis.set_major_locator(locator)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=DPI)
@@ -136,7 +147,7 @@ def _mark_last_price(axes: Axes, last: float) -> None:
     """A dashed line at the last close, its value in a box on the price axis."""
     axes.axhline(last, color=LAST_PRICE_COLOUR, linewidth=0.8, linestyle="--")
     axes.annotate(
-        f"{last:,.6g}",
+        price_text(last),
         xy=(1, last),
         xycoords=("axes fraction", "data"),
         xytext=(2, 0),

@@ -283,9 +283,9 @@ class ChartBuilder:
         return Quote(
             str(newest.close),
             day_change_pct(day.open, newest.close),
-            str(day.low),
-            str(day.high),
-            str(day.volume),
+            f"{day.low:f}",  # plain decimals, as the manifest requires (no exponent)
+            f"{day.high:f}",
+            f"{day.volume:f}",
             max(newest.last_ts, day.last_ts) // 1000,
         )
 

@@ -151,9 +151,42 @@ def test_the_page_shows_every_symbol_and_every_chart_in_a_real_browser(
                 page.screenshot(path=str(OUTPUT / f"site-{width}px.png"), full_page=True)
                 if width == 400:
                     _a_redraw_reaches_the_open_page(page, chart_stack.env)
+                    _a_hostile_manifest_is_shown_as_text_entry_by_entry(page, local_stack, chart_stack)
                 page.close()
         finally:
             browser.close()
+
+
+def _a_hostile_manifest_is_shown_as_text_entry_by_entry(
+    page: Page, local_stack: LocalStack, chart_stack: ChartStack
+) -> None:
+    """Entries the chart builder would never write are skipped one by one; figures are text."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    manifest = {
+        "generated_at": int(time.time()) + 5,
+        "symbols": [
+            None,
+            {"symbol": 5},
+            {
+                "symbol": "A+B",
+                "updated_at": "soon",
+                "last_price": "<b>9</b>",
+                "drawn_at": {"1m": "javascript:x"},
+            },
+            {"symbol": "MSFT", "last_price": "777.77", "day_change_pct": "-3.00", "updated_at": 1e300},
+        ],
+    }
+    local_stack.client("s3").put_object(
+        Bucket=chart_stack.outputs.SiteBucketName, Key="manifest.json", Body=orjson.dumps(manifest)
+    )
+    page.evaluate("window.tickstream.refresh()")
+    page.wait_for_function("document.getElementById('last-MSFT').textContent === '777.77'")
+    assert page.locator("#change-MSFT").get_attribute("class") == "down"
+    assert page.locator("#schange-MSFT").inner_text() == "-3.00 %"
+    assert page.locator("[id='last-A%2BB']").inner_text() == "<b>9</b>"
+    assert page.locator("[id='last-A%2BB'] b").count() == 0
+    assert errors == []
 
 
 def _a_redraw_reaches_the_open_page(page: Page, env: dict[str, str]) -> None:
@@ -165,6 +198,12 @@ def _a_redraw_reaches_the_open_page(page: Page, env: dict[str, str]) -> None:
     now = dict(page.evaluate("Array.from(document.images).map(i => [i.id, i.getAttribute('src')])"))
     changed = {key for key in sources if now[key] != sources[key]}
     assert changed == {key for key in sources if key.startswith("chart-A%2BB-")}
+    drawn = page.locator("[id='chart-A%2BB-1m']").get_attribute("data-drawn")
+    assert (
+        page.locator("[id='caption-A%2BB-1m']")
+        .inner_text()
+        .endswith(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(int(drawn or 0))))
+    )
 
 
 def test_new_bars_wait_for_their_interval_and_the_sweep_draws_them_and_only_them(

@@ -182,4 +182,34 @@ def test_the_manifest_carries_the_day_and_reads_back_old_manifests_without_it() 
     old = b'{"symbols": [{"symbol": "A", "last_price": "1", "updated_at": 5, "charts": {}}]}'
     assert entries_from_manifest(old)[0]["A"].day_volume is None
     bad = b'{"symbols": [{"symbol": "A", "last_price": "1", "updated_at": 5, "day_volume": 7}]}'
-    assert entries_from_manifest(bad) == ({}, ["manifest entry skipped: 'A': day_volume is not text"])
+    assert entries_from_manifest(bad) == (
+        {},
+        ["manifest entry skipped: 'A': day_volume is not a decimal number"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("day_change_pct", "n/a"), ("day_change_pct", ""), ("day_change_pct", "+"), ("day_volume", "1e1000000"),
+     ("day_low", "NaN"), ("day_high", "Infinity"), ("day_volume", "1" * 40)],
+)  # fmt: skip
+def test_a_hand_edited_figure_leaves_its_entry_out_and_the_page_is_still_published(
+    key: str, value: str
+) -> None:
+    """One entry the page could not print must never stop every later publication."""
+    good = {"symbol": "OK", "last_price": "1", "updated_at": 5, "charts": {}}
+    bad = {**good, "symbol": "BAD", key: value}
+    entries, problems = entries_from_manifest(orjson.dumps({"symbols": [good, bad]}))
+    assert set(entries) == {"OK"}
+    assert problems == [f"manifest entry skipped: 'BAD': {key} is not a decimal number"]
+    assert b"<td" in index_html(entries.values(), 5)
+
+
+def test_the_change_colour_follows_its_sign_and_a_rounded_zero_is_flat() -> None:
+    def colour(change: str) -> str:
+        page = index_html([SymbolEntry("A", "1", change, MINUTE, ())], MINUTE).decode()
+        return page.split('<td id="change-A" class="', 1)[1].split('"', 1)[0]
+
+    assert [colour(c) for c in ("+1.00", "-1.00", "-0.00", "+0.00")] == ["up", "down", "flat", "flat"]
+    assert short_number("999960") == "1.0M"
+    assert short_number("1000000000000000") == "1000.0T"
