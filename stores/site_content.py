@@ -50,9 +50,10 @@ h2 { margin: .3rem 0; font-size: 1.2rem; }
   grid-template-columns: repeat(auto-fill, minmax(min(100%, 440px), 1fr)); }
 figure { margin: 0; } figcaption { font-size: .8rem; color: #666; }
 img { width: 100%; height: auto; display: block; }
+@media (max-width: 800px) { .wide { display: none; } }
 @media (max-width: 500px) { table { font-size: .8rem; } th, td { padding: .2rem .25rem; }
-  th { white-space: normal; }
-  .wide { display: none; } }
+  th { white-space: normal; } }
+@media (max-width: 380px) { table { font-size: .7rem; } th, td { padding: .15rem .15rem; } }
 """
 # Re-reads manifest.json every REFRESH_SECONDS: a chart whose drawn_at changed is fetched again,
 # nothing else is; the table's and sections' figures and the captions are set as text, with
