@@ -53,7 +53,7 @@ img { width: 100%; height: auto; display: block; }
 @media (max-width: 800px) { .wide { display: none; } }
 @media (max-width: 500px) { table { font-size: .8rem; } th, td { padding: .2rem .25rem; }
   th { white-space: normal; } }
-@media (max-width: 380px) { table { font-size: .7rem; } th, td { padding: .15rem .15rem; } }
+@media (max-width: 380px) { table { font-size: .7rem; } th, td { padding: .15rem; white-space: normal; } }
 """
 # Re-reads manifest.json every REFRESH_SECONDS: a chart whose drawn_at changed is fetched again,
 # nothing else is; the table's and sections' figures and the captions are set as text, with

@@ -98,6 +98,12 @@ def test_charts_are_drawn_published_and_redrawn_only_where_asked(
 
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 CHROMIUM = Path("/usr/bin/chromium")
+SCROLL_THROUGH = """async () => {
+  for (let y = 0; y < document.body.scrollHeight; y += 400) {
+    window.scrollTo(0, y);
+    await new Promise((done) => setTimeout(done, 30));
+  }
+}"""
 # Without the background-networking flags Chromium keeps calling Google's hosts, which this
 # loopback-only machine refuses; --no-sandbox because tests run as root.
 CHROMIUM_ARGS = [
@@ -125,7 +131,7 @@ def test_the_page_shows_every_symbol_and_every_chart_in_a_real_browser(
             for width in (1600, 768, 400, 320):
                 page = browser.new_page(viewport={"width": width, "height": 900})
                 page.goto(url, wait_until="load")
-                page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+                page.evaluate(SCROLL_THROUGH)  # lazy images load as a reader scrolls to them
                 page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=30_000)
                 images = page.evaluate(
                     "Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])"
