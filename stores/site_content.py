@@ -19,6 +19,8 @@ from urllib.parse import quote
 import orjson
 
 CHART_INTERVALS = ("1m", "5m", "15m", "1h", "1d", "1w")
+# Volumes at a glance, on the charts' axes and in the page's table: powers of ten and their letter.
+VOLUME_SCALES = ((12, "T"), (9, "B"), (6, "M"), (3, "k"))
 # The moving averages' colours: the charts draw them (functions.chart_builder.render), the page's
 # legend names them.
 MA_COLOURS = {5: "#e8710a", 25: "#1a73e8"}
@@ -71,7 +73,7 @@ SCRIPT = """\
   const number = (v) => typeof v === "string" && /^[+-]?\\d{1,20}(\\.\\d{1,20})?$/.test(v);
   const short = (v) => {
     const n = Number(v);
-    for (const [scale, suffix] of [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "k"]]) {
+    for (const [scale, suffix] of %(scales)s) {
       if (Math.abs(n) >= scale * 0.99995) return `${(n / scale).toFixed(1)}${suffix}`;
     }
     return v;
@@ -337,12 +339,8 @@ def short_number(text: str | None) -> str:
     if not NUMBER_TEXT.fullmatch(text):
         return text
     value = Decimal(text)
-    for scale, suffix in (
-        (Decimal(10) ** 12, "T"),
-        (Decimal(10) ** 9, "B"),
-        (Decimal(10) ** 6, "M"),
-        (Decimal(1000), "k"),
-    ):
+    for exponent, suffix in VOLUME_SCALES:
+        scale = Decimal(10) ** exponent
         if abs(value) >= scale * Decimal("0.99995"):  # 999,960 is 1.0M, not 1000.0k
             return f"{value / scale:.1f}{suffix}"
     return f"{value:f}"
@@ -418,6 +416,7 @@ def index_html(entries: Iterable[SymbolEntry], generated_at: int) -> bytes:
     )
     script = SCRIPT % {
         "intervals": orjson.dumps(list(CHART_INTERVALS)).decode(),
+        "scales": orjson.dumps([[10**exponent, suffix] for exponent, suffix in VOLUME_SCALES]).decode(),
         "generated": generated_at,
         "newest": "null" if newest is None else str(newest),
         "refresh_ms": REFRESH_SECONDS * 1000,

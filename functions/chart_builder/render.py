@@ -19,7 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from stores.site_content import CHART_HEIGHT_PX, CHART_WIDTH_PX, MA_COLOURS
+from stores.site_content import CHART_HEIGHT_PX, CHART_WIDTH_PX, MA_COLOURS, VOLUME_SCALES
 
 MOVING_AVERAGES = tuple(MA_COLOURS)
 # Drawn at twice the pixel density of the page's chart cell (stores.site_content): 960 x 540
@@ -58,9 +58,9 @@ def price_text(price: float) -> str:
 
 def short_volume(value: float, _position: object = None) -> str:
     """Volume labels read at a glance: 300k, 1.2M, not 300000 or 1e6."""
-    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g}{suffix}"
+    for exponent, suffix in VOLUME_SCALES:
+        if abs(value) >= 10.0**exponent:
+            return f"{value / 10.0**exponent:.3g}{suffix}"
     return f"{value:.3g}"
 
 
