@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Any
+from typing import Any, cast
 
 import matplotlib
 
@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, ScalarFormatter
 
 from stores.site_content import CHART_HEIGHT_PX, CHART_WIDTH_PX, MA_COLOURS, VOLUME_SCALES
 
@@ -33,9 +34,26 @@ PRICE_PANEL = (0.06, 0.37, 0.78, 0.52)
 VOLUME_PANEL = (0.06, 0.11, 0.78, 0.22)
 PRICE_TICKS, VOLUME_TICKS, TIME_TICKS = 5, 2, 5
 TITLE_Y, TITLE_SIZE, LABEL_SIZE = 0.95, 13, 10
+# Tick labels nearer the last price than this (points, centre to centre) are left out: the
+# price box is about 1.4 label sizes high, and a tick label about one.
+LABEL_CLEARANCE_PT = 1.3 * LABEL_SIZE
 # Fewer candles than this and the chart is a placeholder: the axis spans PLACEHOLDER_SPAN bars,
 # so one daily candle is a candle, not a block across the whole chart, and the chart says so.
 FEW_CANDLES, PLACEHOLDER_SPAN = 5, 30
+# The axis never spans more than this many intervals back from the last candle: after a pause
+# of days, a 1m chart shows the minutes since, not two slivers of hairline candles days apart.
+MAX_SPAN = 200
+# Candles of a day or longer sit on their date, as on a daily chart: the date's label is under
+# its candle. Shorter ones are centred on their interval, between the times that bound it.
+DATED_FROM_SECONDS = 86_400
+# Times of day on intraday charts, and the date where a day starts ("Nov 03"): the formats of
+# matplotlib's ConciseDateFormatter by level (years, months, days, hours, minutes, seconds) and
+# at a level's zero. The date of the last candle is in the title.
+TIME_FORMATS = ["%Y", "%b", "%b %d", "%H:%M", "%H:%M", "%S"]
+TIME_ZERO_FORMATS = ["", "%Y", "%b", "%b %d", "%H:%M", "%H:%M"]
+# Day and week candles are labelled with their own dates, the last one always, the others at
+# least DATE_LABEL_PX apart (a 10-character date at 11 points is about 136 pixels at DPI).
+DATE_FORMAT, DATE_LABEL_PX = "%Y-%m-%d", 180
 LAST_PRICE_COLOUR = "#444444"
 STYLE = mpf.make_mpf_style(
     base_mpf_style="yahoo", mavcolors=list(MA_COLOURS.values()), rc={"font.size": 11}, y_on_right=True
@@ -44,11 +62,15 @@ STYLE = mpf.make_mpf_style(
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
 
-def time_format(bar_seconds: int) -> str:
-    """Dates for day and week candles, times within a day for the rest."""
-    if bar_seconds >= 86_400:
-        return "%Y-%m-%d"
-    return "%m-%d %H:%M" if bar_seconds >= 3_600 else "%H:%M"
+def date_ticks(starts: pd.DatetimeIndex, spacing: pd.Timedelta, earliest: pd.Timestamp) -> list[float]:
+    """Candle dates to label, as axis positions: the last candle's, then going back, each next
+    candle at least `spacing` before the one labelled after it and none before `earliest` (a
+    label there would run off the figure's left edge)."""
+    chosen = [starts[-1]]
+    for start in reversed(starts[:-1]):
+        if chosen[-1] - start >= spacing and start >= earliest:
+            chosen.append(start)
+    return [float(mdates.date2num(t)) for t in reversed(chosen)]  # type: ignore[no-untyped-call]
 
 
 def price_text(price: float) -> str:
@@ -67,22 +89,37 @@ def short_volume(value: float, _position: object = None) -> str:
 def render_chart(
     frame: pd.DataFrame, title: str, bar_seconds: int, moving_averages: tuple[int, ...] = MOVING_AVERAGES
 ) -> bytes:
+    """The chart of `draw_chart` as PNG bytes; the figure is closed whatever happens."""
+    figure = draw_chart(frame, title, bar_seconds, moving_averages)
+    try:
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=DPI)
+    finally:
+        plt.close(figure)
+    return buffer.getvalue()
+
+
+def draw_chart(
+    frame: pd.DataFrame, title: str, bar_seconds: int, moving_averages: tuple[int, ...] = MOVING_AVERAGES
+) -> Figure:
     """A candlestick chart with a volume panel, moving averages with their legend and the last
-    price marked, as PNG bytes.
+    price marked; the caller closes the figure.
 
     mplfinance draws the price panel (candles, moving averages, style, UTC date axis) into axes
     of our figure; the volume panel is one polygon collection of our own, since mplfinance's
-    draws a patch per bar, which alone took longer than our whole per-chart budget. Each candle
-    is centred on the middle of its interval, so a day's candle sits between its midnights.
+    draws a patch per bar, which alone took longer than our whole per-chart budget.
     `show_nontrading` keeps the time axis true, so a missing bar shows as a gap; the axis spans
-    the bars plus one bar's width each side, or PLACEHOLDER_SPAN bars while there are few.
-    Moving averages longer than the series are left out rather than drawn from too few bars.
-    Ticks are few on purpose: labels are most of the drawing time.
+    the bars plus one bar's width each side, at most MAX_SPAN intervals (older candles are left
+    out), or PLACEHOLDER_SPAN intervals while there are few. Moving averages longer than the
+    series are left out rather than drawn from too few bars. Ticks are few on purpose: labels
+    are most of the drawing time.
     """
+    pad = pd.Timedelta(seconds=bar_seconds)
+    frame = frame[frame.index > frame.index[-1] - pad * MAX_SPAN]
+    if bar_seconds < DATED_FROM_SECONDS:
+        frame = frame.set_axis(frame.index + pad / 2)
     averages = tuple(n for n in moving_averages if n < len(frame))
     optional: dict[str, Any] = {"mav": averages} if averages else {}
-    pad = pd.Timedelta(seconds=bar_seconds)
-    frame = frame.set_axis(frame.index + pad / 2)
     first = frame.index[0] - pad
     if len(frame) < FEW_CANDLES:
         first = min(first, frame.index[-1] - pad * PLACEHOLDER_SPAN)
@@ -101,14 +138,14 @@ def render_chart(
             ylabel="",
             xlim=(first, frame.index[-1] + pad),
             update_width_config={"candle_width": width},
-            datetime_format=time_format(bar_seconds),
             xrotation=0,
             warn_too_much_data=100_000,
             **optional,
         )
         averages_drawn = list(price_axes.lines)  # mplfinance's only lines: the moving averages
         _draw_volume(volume_axes, frame, width)
-        _mark_last_price(price_axes, float(frame["Close"].iloc[-1]))
+        last = float(frame["Close"].iloc[-1])
+        _mark_last_price(price_axes, last)
         if averages:
             # Above the panel, beside the title: never over a candle.
             price_axes.legend(
@@ -128,19 +165,56 @@ def render_chart(
                 bbox={"facecolor": "white", "alpha": 0.85, "linewidth": 0},
             )  # fmt: skip
         # A figure text, not an axes title: placing an axes title measures every tick label.
-        figure.text(0.06, TITLE_Y, title, ha="left", va="center", fontsize=TITLE_SIZE, weight="bold")
+        day = frame.index[-1] - (pad / 2 if bar_seconds < DATED_FROM_SECONDS else pd.Timedelta(0))
+        heading = f"{title}  {day:%Y-%m-%d}"
+        figure.text(0.06, TITLE_Y, heading, ha="left", va="center", fontsize=TITLE_SIZE, weight="bold")
         price_axes.tick_params(labelbottom=False)
         price_axes.yaxis.set_major_locator(MaxNLocator(PRICE_TICKS))
-        # Prices as prices: no "+4.5e3" offset above the ticks, no scientific notation.
-        price_axes.ticklabel_format(axis="y", style="plain", useOffset=False)
-        # Round times and dates (12:00, 12:30; the 1st, the 15th), at most TIME_TICKS of them.
-        locator = mdates.AutoDateLocator(minticks=2, maxticks=TIME_TICKS)  # type: ignore[no-untyped-call]
-        volume_axes.xaxis.set_major_locator(locator)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=DPI)
-    finally:
+        price_axes.yaxis.set_major_formatter(_ClearOfLastPrice(price_axes, last))
+        _label_time_axis(
+            volume_axes, pd.DatetimeIndex(frame.index), (first, frame.index[-1] + pad), bar_seconds
+        )
+    except BaseException:
         plt.close(figure)
-    return buffer.getvalue()
+        raise
+    return cast(Figure, figure)
+
+
+def _label_time_axis(
+    axes: Axes, candles: pd.DatetimeIndex, span: tuple[pd.Timestamp, pd.Timestamp], bar_seconds: int
+) -> None:
+    """Round times of day (12:00, 12:30; the date where a day starts) for intraday candles, at
+    most TIME_TICKS of them; candles' own dates for day and week candles."""
+    if bar_seconds < DATED_FROM_SECONDS:
+        times = mdates.AutoDateLocator(minticks=2, maxticks=TIME_TICKS)  # type: ignore[no-untyped-call]
+        axes.xaxis.set_major_locator(times)
+        axes.xaxis.set_major_formatter(
+            mdates.ConciseDateFormatter(  # type: ignore[no-untyped-call]
+                times, formats=TIME_FORMATS, zero_formats=TIME_ZERO_FORMATS, show_offset=False
+            )
+        )
+        return
+    first, end = span
+    spacing = DATE_LABEL_PX / (PRICE_PANEL[2] * WIDTH_IN * DPI) * (end - first)
+    axes.xaxis.set_major_locator(FixedLocator(date_ticks(candles, spacing, first + spacing / 3)))
+    axes.xaxis.set_major_formatter(mdates.DateFormatter(DATE_FORMAT))  # type: ignore[no-untyped-call]
+
+
+class _ClearOfLastPrice(ScalarFormatter):
+    """Prices as prices (no "+4.5e3" offset, no exponent), and no label where the last price's
+    box covers it: a label half hidden behind the box reads as another number."""
+
+    def __init__(self, axes: Axes, last: float) -> None:
+        super().__init__(useOffset=False)
+        self.set_scientific(False)
+        self._axes, self._last = axes, last
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        to_pixels = self._axes.transData.transform
+        apart = abs(to_pixels((0, x))[1] - to_pixels((0, self._last))[1])
+        if apart < LABEL_CLEARANCE_PT * self._axes.figure.dpi / 72:
+            return ""
+        return str(super().__call__(x, pos))
 
 
 def _mark_last_price(axes: Axes, last: float) -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from functions.chart_builder.chart_data import bars_frame, weekly_from_daily
-from functions.chart_builder.render import render_chart, short_volume, time_format
+from functions.chart_builder.render import render_chart, short_volume
 from functions.chart_builder.service import ChartBuilder, charts_to_draw
 from market.bars import Bar, BarAccumulator, StoredBar
 from stores.site_content import SymbolEntry, entries_from_manifest, index_html, manifest_json, short_number
@@ -133,16 +133,13 @@ def test_a_series_that_cannot_be_read_or_drawn_is_skipped_and_named_not_fatal() 
     assert published["BAD"] == bad
 
 
-def test_volumes_read_in_k_m_and_b_and_dates_for_day_candles() -> None:
+def test_volumes_read_in_k_m_and_b() -> None:
     assert [short_volume(v) for v in (0, 950, 300_000, 1_000_000, 2_500_000_000)] == [
         "0", "950", "300k", "1M", "2.5B",
     ]  # fmt: skip
     assert [short_number(v) for v in ("950", "300000", "1234567.8", None, "x")] == [
         "950", "300.0k", "1.2M", "n/a", "x",
     ]  # fmt: skip
-    assert time_format(60) == "%H:%M"
-    assert time_format(3_600) == "%m-%d %H:%M"
-    assert time_format(86_400) == time_format(7 * 86_400) == "%Y-%m-%d"
 
 
 def test_one_day_candle_is_a_placeholder_chart_not_a_block_and_still_a_real_png() -> None:

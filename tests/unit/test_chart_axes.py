@@ -1,0 +1,148 @@
+"""What a reader sees on a chart's axes, read off the drawn figure: which candles are on it,
+the dates and times its labels say, and that no label hides behind the last price's box."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from itertools import pairwise
+
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
+from matplotlib.text import Annotation, Text
+
+from functions.chart_builder.chart_data import bars_frame
+from functions.chart_builder.render import DPI, MAX_SPAN, draw_chart
+from market.bars import Bar
+
+MINUTE = 1_793_629_800  # 2026-11-02 14:30 UTC, a Monday
+DAY = MINUTE - MINUTE % 86_400
+LABEL_GAP_PX = 20  # between two date labels, and from the edges: a space, not a touch
+SECONDS = {"1m": 60, "15m": 900, "1h": 3_600, "1d": 86_400}
+
+
+def day_number(seconds: int | str) -> float:
+    """A UTC time (epoch seconds or a date) as matplotlib's axis position, in days."""
+    at = (
+        pd.Timestamp(seconds, unit="s", tz="UTC")
+        if isinstance(seconds, int)
+        else pd.Timestamp(seconds, tz="UTC")
+    )
+    return float(mdates.date2num(at))  # type: ignore[no-untyped-call]
+
+
+def bars(starts: list[int], interval: str, close: str | None = None) -> list[Bar]:
+    """A wave of candles; the last one closes at `close` when given."""
+    out = []
+    for i, start in enumerate(starts):
+        mid = Decimal(100) + Decimal(i % 11) / 2
+        last = Decimal(close) if close is not None and i == len(starts) - 1 else mid
+        out.append(
+            Bar(
+                "X",
+                interval,
+                start,
+                mid,
+                max(mid, last) + 1,
+                min(mid, last) - 1,
+                last,
+                Decimal(1000 + i),
+                1,
+                None,
+                0,
+                0,
+            )
+        )
+    return out
+
+
+@contextmanager
+def drawn(starts: list[int], interval: str, close: str | None = None) -> Iterator[Figure]:
+    figure = draw_chart(bars_frame(bars(starts, interval, close)), f"X {interval} (UTC)", SECONDS[interval])
+    try:
+        figure.set_dpi(DPI)
+        figure.canvas.draw()
+        yield figure
+    finally:
+        plt.close(figure)
+
+
+def candle_days(figure: Figure) -> list[float]:
+    """The centres of the volume bars, one per candle drawn, in matplotlib's day numbers."""
+    (volume,) = [c for c in figure.axes[1].collections if isinstance(c, PolyCollection)]
+    return [float(np.asarray(path.vertices)[:4, 0].mean()) for path in volume.get_paths()]
+
+
+def time_labels(figure: Figure) -> list[Text]:
+    return [t for t in figure.axes[1].get_xticklabels() if t.get_text()]
+
+
+def title(figure: Figure) -> str:
+    return str(figure.texts[0].get_text())
+
+
+def test_after_a_pause_of_days_a_1m_chart_shows_the_minutes_since_not_slivers_days_apart() -> None:
+    before = [MINUTE + 60 * i for i in range(100)]
+    after = [MINUTE + 3 * 86_400 + 60 * i for i in range(100)]
+    with drawn(before + after, "1m") as figure:
+        low, high = figure.axes[0].get_xlim()
+        assert (high - low) * 86_400 <= (MAX_SPAN + 1) * 60
+        assert len(candle_days(figure)) == 100
+        assert title(figure).endswith("2026-11-05")  # the date the axis's times are on
+
+
+def test_intraday_labels_are_times_with_the_date_where_a_day_starts() -> None:
+    with drawn([MINUTE + 900 * i for i in range(200)], "15m") as figure:  # 50 hours from Monday 14:30
+        texts = [t.get_text() for t in time_labels(figure)]
+        assert texts, "no time labels"
+        assert all(re.fullmatch(r"\d\d:\d\d|[A-Z][a-z]{2} \d\d", t) for t in texts), texts
+        assert "Nov 03" in texts
+    with drawn([MINUTE + 60 * i for i in range(200)], "1m") as figure:
+        assert all(re.fullmatch(r"\d\d:\d\d", t.get_text()) for t in time_labels(figure))
+        # Candles are centred on their minute: the 14:30 candle lies between 14:30 and 14:31.
+        first = day_number(MINUTE)
+        assert candle_days(figure)[0] == pytest.approx(first + 30 / 86_400)
+
+
+@pytest.mark.parametrize("count", [1, 3, 40, 148, 150, 197, 200])
+def test_day_candles_sit_on_their_dates_and_the_last_is_labelled_with_its_own(count: int) -> None:
+    days = [DAY + 86_400 * i for i in range(count)]
+    with drawn(days, "1d") as figure:
+        centres = candle_days(figure)
+        assert centres == pytest.approx([day_number(d) for d in days])
+        labels = time_labels(figure)
+        last = pd.Timestamp(days[-1], unit="s", tz="UTC").strftime("%Y-%m-%d")
+        assert labels[-1].get_text() == last
+        assert title(figure).endswith(last)
+        # Every label is a candle's date, under that candle, clear of the figure's edges and of the next.
+        renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        for text, box in zip(labels, boxes, strict=True):
+            at = day_number(text.get_text())
+            assert text.get_position()[0] == pytest.approx(at)
+            assert min(abs(c - at) for c in centres) < 1e-6
+            assert box.x0 >= LABEL_GAP_PX
+            assert box.x1 <= figure.bbox.width - LABEL_GAP_PX
+        assert all(b.x0 - a.x1 >= LABEL_GAP_PX for a, b in pairwise(boxes))
+        if count >= 40:
+            assert len(labels) >= 3
+
+
+@pytest.mark.parametrize("close", ["100", "100.01", "99.9", "101.5", "104.25", "95.3"])
+def test_no_price_label_hides_behind_the_last_price_box(close: str) -> None:
+    with drawn([MINUTE + 60 * i for i in range(60)], "1m", close) as figure:
+        price = figure.axes[0]
+        renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+        (box,) = [t for t in price.texts if isinstance(t, Annotation)]
+        assert box.get_text() == close.rstrip("0").rstrip(".") if "." in close else close
+        covered = box.get_window_extent(renderer)
+        shown = [t for t in price.get_yticklabels() if t.get_text()]
+        assert len(shown) >= 2
+        assert not any(t.get_window_extent(renderer).overlaps(covered) for t in shown)
