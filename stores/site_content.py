@@ -173,28 +173,12 @@ NO_QUOTE = Quote("n/a")
 @dataclass(frozen=True)
 class SymbolEntry:
     symbol: str
-    last_price: str
-    day_change_pct: str | None
+    quote: Quote
     updated_at: int  # epoch seconds
     charts: tuple[str, ...]  # intervals with a chart, in CHART_INTERVALS order
     drawn_at: Mapping[str, int] = field(default_factory=dict)  # interval -> when its chart was drawn
     # Intervals whose bars changed since (functions.chart_builder.cadence).
     pending: frozenset[str] = frozenset()
-    day_low: str | None = None
-    day_high: str | None = None
-    day_volume: str | None = None
-    last_tick_at: int | None = None
-
-    @property
-    def quote(self) -> Quote:
-        return Quote(
-            self.last_price,
-            self.day_change_pct,
-            self.day_low,
-            self.day_high,
-            self.day_volume,
-            self.last_tick_at,
-        )
 
 
 @dataclass(frozen=True)
@@ -232,16 +216,16 @@ def manifest_json(entries: Iterable[SymbolEntry], generated_at: int) -> bytes:
         "symbols": [
             {
                 "symbol": e.symbol,
-                "last_price": e.last_price,
-                "day_change_pct": e.day_change_pct,
+                "last_price": e.quote.last_price,
+                "day_change_pct": e.quote.day_change_pct,
                 "updated_at": e.updated_at,
                 "charts": {i: chart_url(e.symbol, i) for i in e.charts},
                 "drawn_at": {i: e.drawn_at[i] for i in e.charts if i in e.drawn_at},
                 "pending": [i for i in CHART_INTERVALS if i in e.pending],
-                "day_low": e.day_low,
-                "day_high": e.day_high,
-                "day_volume": e.day_volume,
-                "last_tick_at": e.last_tick_at,
+                "day_low": e.quote.day_low,
+                "day_high": e.quote.day_high,
+                "day_volume": e.quote.day_volume,
+                "last_tick_at": e.quote.last_tick_at,
             }
             for e in ordered
         ],
@@ -283,18 +267,21 @@ def _entry(item: Any) -> SymbolEntry:
     charts, drawn, pending = item.get("charts", {}), item.get("drawn_at", {}), item.get("pending", [])
     if not isinstance(charts, dict) or not isinstance(drawn, dict) or not isinstance(pending, list):
         raise TypeError(f"{item['symbol']!r}: charts, drawn_at or pending has the wrong shape")
-    return SymbolEntry(
-        item["symbol"],
+    quote = Quote(
         price,
         change,
-        _epoch(item.get("updated_at")),
-        tuple(i for i in CHART_INTERVALS if i in charts),
-        {i: _epoch(t) for i, t in drawn.items() if i in CHART_INTERVALS},
-        frozenset(i for i in pending if i in CHART_INTERVALS),
         _optional_number(item, "day_low"),
         _optional_number(item, "day_high"),
         _optional_number(item, "day_volume"),
         None if item.get("last_tick_at") is None else _epoch(item.get("last_tick_at")),
+    )
+    return SymbolEntry(
+        item["symbol"],
+        quote,
+        _epoch(item.get("updated_at")),
+        tuple(i for i in CHART_INTERVALS if i in charts),
+        {i: _epoch(t) for i, t in drawn.items() if i in CHART_INTERVALS},
+        frozenset(i for i in pending if i in CHART_INTERVALS),
     )
 
 
@@ -346,9 +333,9 @@ def short_number(text: str | None) -> str:
     return f"{value:f}"
 
 
-def _change(entry: SymbolEntry) -> tuple[str, str]:
+def _change(quote: Quote) -> tuple[str, str]:
     """The change's text and its colour class."""
-    change = entry.day_change_pct
+    change = quote.day_change_pct
     if change is None or not NUMBER_TEXT.fullmatch(change):
         return "n/a", "flat"
     value = Decimal(change)
@@ -357,18 +344,19 @@ def _change(entry: SymbolEntry) -> tuple[str, str]:
 
 def _summary_row(entry: SymbolEntry) -> str:
     key = html.escape(quote(entry.symbol, safe=""))
-    text, colour = _change(entry)
+    figures = entry.quote
+    text, colour = _change(figures)
     day_range = (
         "n/a"
-        if entry.day_low is None or entry.day_high is None
-        else f"{entry.day_low} \u2013 {entry.day_high}"
+        if figures.day_low is None or figures.day_high is None
+        else f"{figures.day_low} \u2013 {figures.day_high}"
     )
     cells = (
         f'<td><a href="#{key}">{html.escape(entry.symbol)}</a></td>',
-        f'<td id="last-{key}" class="price">{html.escape(entry.last_price)}</td>',
+        f'<td id="last-{key}" class="price">{html.escape(figures.last_price)}</td>',
         f'<td id="change-{key}" class="{colour}">{html.escape(text)}</td>',
         f'<td id="range-{key}">{html.escape(day_range)}</td>',
-        f'<td id="volume-{key}">{html.escape(short_number(entry.day_volume))}</td>',
+        f'<td id="volume-{key}">{html.escape(short_number(figures.day_volume))}</td>',
         f'<td id="updated-{key}" class="wide">{html.escape(_utc(entry.updated_at))}</td>',
     )
     return f"<tr>{''.join(cells)}</tr>"
@@ -377,7 +365,7 @@ def _summary_row(entry: SymbolEntry) -> str:
 def _section(entry: SymbolEntry) -> str:
     name = html.escape(entry.symbol)
     key = html.escape(quote(entry.symbol, safe=""))
-    text, colour = _change(entry)
+    text, colour = _change(entry.quote)
     images = "".join(
         f'<figure><img id="chart-{key}-{i}" data-drawn="{entry.drawn_at.get(i, "")}" '
         f'src="{html.escape(chart_url(entry.symbol, i))}?v={entry.drawn_at.get(i, entry.updated_at)}" '
@@ -388,7 +376,7 @@ def _section(entry: SymbolEntry) -> str:
     )
     return (
         f'<section id="{key}"><h2>{name}</h2>'
-        f'<p class="stats"><span id="price-{key}" class="price">{html.escape(entry.last_price)}</span> '
+        f'<p class="stats"><span id="price-{key}" class="price">{html.escape(entry.quote.last_price)}</span> '
         f'<span id="schange-{key}" class="{colour}">{html.escape(text)}</span> '
         f'<span id="supdated-{key}">updated {html.escape(_utc(entry.updated_at))}</span></p>'
         f'<div class="charts">{images}</div></section>'
@@ -399,7 +387,8 @@ def index_html(entries: Iterable[SymbolEntry], generated_at: int) -> bytes:
     """The page: when it was made and how far behind the newest tick, a summary table, then one
     section of charts per symbol; it refreshes itself from manifest.json."""
     ordered = sorted(entries, key=lambda e: e.symbol)
-    newest = max((e.last_tick_at for e in ordered if e.last_tick_at is not None), default=None)
+    ticks = [e.quote.last_tick_at for e in ordered]
+    newest = max((t for t in ticks if t is not None), default=None)
     newest_text = "n/a" if newest is None else _utc(newest)
     lag = "n/a" if newest is None else f"{max(0, generated_at - newest)} s"
     rows = "\n".join(_summary_row(e) for e in ordered)

@@ -125,16 +125,11 @@ class _Outcome:
             quote = self.quotes.get(symbol) or (before.quote if before else NO_QUOTE)
             result[symbol] = SymbolEntry(
                 symbol,
-                quote.last_price,
-                quote.day_change_pct,
+                quote,
                 self.now if symbol in self.quotes or before is None else before.updated_at,
                 tuple(i for i in CHART_INTERVALS if i in set(before.charts if before else ()) | mine),
                 {**was, **{i: max(self.now, was.get(i, 0)) for i in mine}},
                 frozenset(pending),
-                quote.day_low,
-                quote.day_high,
-                quote.day_volume,
-                quote.last_tick_at,
             )
         return result
 

@@ -14,7 +14,14 @@ from functions.chart_builder.chart_data import bars_frame, weekly_from_daily
 from functions.chart_builder.render import render_chart, short_volume
 from functions.chart_builder.service import ChartBuilder, charts_to_draw
 from market.bars import Bar, BarAccumulator, StoredBar
-from stores.site_content import SymbolEntry, entries_from_manifest, index_html, manifest_json, short_number
+from stores.site_content import (
+    Quote,
+    SymbolEntry,
+    entries_from_manifest,
+    index_html,
+    manifest_json,
+    short_number,
+)
 from tests.support.memory_stores import MemorySite
 
 MINUTE = 1_793_629_800  # 2026-11-02 14:30 UTC
@@ -83,8 +90,8 @@ def test_a_changed_daily_bar_also_redraws_the_weekly_chart() -> None:
 
 def test_the_page_escapes_text_and_quotes_urls_of_hostile_looking_but_valid_symbols() -> None:
     entries = [
-        SymbolEntry("A+B", "12.5", "+1.25", MINUTE, ("1m", "1d")),
-        SymbolEntry("X.Y-Z", "0.5", "-0.10", MINUTE, ("1m",)),
+        SymbolEntry("A+B", Quote("12.5", "+1.25"), MINUTE, ("1m", "1d")),
+        SymbolEntry("X.Y-Z", Quote("0.5", "-0.10"), MINUTE, ("1m",)),
     ]
     page = index_html(entries, MINUTE).decode()
     assert 'src="charts/A%2BB/1m.png?v=' in page
@@ -98,7 +105,7 @@ def test_the_page_escapes_text_and_quotes_urls_of_hostile_looking_but_valid_symb
 
 
 def test_text_from_a_record_cannot_become_markup() -> None:
-    page = index_html([SymbolEntry("X", "<b>1</b>", None, MINUTE, ())], MINUTE).decode()
+    page = index_html([SymbolEntry("X", Quote("<b>1</b>"), MINUTE, ())], MINUTE).decode()
     assert "<b>1</b>" not in page
     assert "&lt;b&gt;1&lt;/b&gt;" in page
 
@@ -117,7 +124,7 @@ class _Bars:
 
 def test_a_series_that_cannot_be_read_or_drawn_is_skipped_and_named_not_fatal() -> None:
     site = MemorySite()
-    bad = SymbolEntry("BAD", "9", None, 1, ("1m",))
+    bad = SymbolEntry("BAD", Quote("9"), 1, ("1m",))
     site.publish({"BAD": bad}, 1, None)
     series = [("GOOD", "1m"), ("FAR", "1m"), ("FAR", "1d"), ("BAD", "1m")]
     rebuilt = ChartBuilder(_Bars(), site).rebuild(series, MINUTE)
@@ -153,10 +160,8 @@ def test_one_day_candle_is_a_placeholder_chart_not_a_block_and_still_a_real_png(
 
 def test_the_summary_table_comes_first_with_a_row_per_symbol_and_the_lag_behind_the_newest_tick() -> None:
     entries = [
-        SymbolEntry(
-            "A+B", "12.5", "+1.25", MINUTE, ("1m",), {}, frozenset(), "11", "13", "1234567", MINUTE - 90
-        ),
-        SymbolEntry("C", "<i>", None, MINUTE, ("1m",)),
+        SymbolEntry("A+B", Quote("12.5", "+1.25", "11", "13", "1234567", MINUTE - 90), MINUTE, ("1m",)),
+        SymbolEntry("C", Quote("<i>"), MINUTE, ("1m",)),
     ]
     page = index_html(entries, MINUTE).decode()
     assert page.index("<table>") < page.index("<section")
@@ -171,13 +176,11 @@ def test_the_summary_table_comes_first_with_a_row_per_symbol_and_the_lag_behind_
 
 
 def test_the_manifest_carries_the_day_and_reads_back_old_manifests_without_it() -> None:
-    entry = SymbolEntry(
-        "A", "1", "+0.00", MINUTE, ("1m",), {"1m": MINUTE}, frozenset(), "1", "2", "30", MINUTE
-    )
+    entry = SymbolEntry("A", Quote("1", "+0.00", "1", "2", "30", MINUTE), MINUTE, ("1m",), {"1m": MINUTE})
     entries, problems = entries_from_manifest(manifest_json([entry], MINUTE))
     assert (entries, problems) == ({"A": entry}, [])
     old = b'{"symbols": [{"symbol": "A", "last_price": "1", "updated_at": 5, "charts": {}}]}'
-    assert entries_from_manifest(old)[0]["A"].day_volume is None
+    assert entries_from_manifest(old)[0]["A"].quote.day_volume is None
     bad = b'{"symbols": [{"symbol": "A", "last_price": "1", "updated_at": 5, "day_volume": 7}]}'
     assert entries_from_manifest(bad) == (
         {},
@@ -204,7 +207,7 @@ def test_a_hand_edited_figure_leaves_its_entry_out_and_the_page_is_still_publish
 
 def test_the_change_colour_follows_its_sign_and_a_rounded_zero_is_flat() -> None:
     def colour(change: str) -> str:
-        page = index_html([SymbolEntry("A", "1", change, MINUTE, ())], MINUTE).decode()
+        page = index_html([SymbolEntry("A", Quote("1", change), MINUTE, ())], MINUTE).decode()
         return page.split('<td id="change-A" class="', 1)[1].split('"', 1)[0]
 
     assert [colour(c) for c in ("+1.00", "-1.00", "-0.00", "+0.00")] == ["up", "down", "flat", "flat"]
