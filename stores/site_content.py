@@ -86,7 +86,7 @@ SCRIPT = """\
     const cell = document.getElementById(id);
     if (!cell) return;
     const value = number(change) ? Number(change) : null;
-    cell.textContent = value === null ? "n/a" : `${change} %%`;
+    cell.textContent = value === null ? "n/a" : `${change}\u00a0%%`;  // a no-break space, as the page has
     cell.className = value === null || value === 0 ? "flat" : value < 0 ? "down" : "up";
   };
   const showLag = () => {
@@ -339,7 +339,8 @@ def _change(quote: Quote) -> tuple[str, str]:
     if change is None or not NUMBER_TEXT.fullmatch(change):
         return "n/a", "flat"
     value = Decimal(change)
-    return f"{change} %", "flat" if value.is_zero() else ("down" if value < 0 else "up")
+    # A no-break space: the "%" never wraps onto a line of its own.
+    return f"{change}\u00a0%", "flat" if value.is_zero() else ("down" if value < 0 else "up")
 
 
 def _summary_row(entry: SymbolEntry) -> str:

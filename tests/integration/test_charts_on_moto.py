@@ -116,6 +116,14 @@ CHROMIUM_ARGS = [
 ]
 
 
+# Each change in the summary is one line of text, "-3.00 %" never "-3.00" over "%".
+ONE_LINE_CHANGES = """Array.from(document.querySelectorAll('td[id^="change-"]')).every(cell => {
+  const text = document.createRange();
+  text.selectNodeContents(cell);
+  return text.getClientRects().length === 1;
+})"""
+
+
 def test_the_page_shows_every_symbol_and_every_chart_in_a_real_browser(
     local_stack: LocalStack, chart_stack: ChartStack
 ) -> None:
@@ -154,6 +162,7 @@ def test_the_page_shows_every_symbol_and_every_chart_in_a_real_browser(
                 assert page.evaluate("document.documentElement.scrollWidth") <= width
                 table = "document.querySelector('.table')"
                 assert page.evaluate(f"{table}.scrollWidth <= {table}.clientWidth")  # no scroll of its own
+                assert page.evaluate(ONE_LINE_CHANGES), "a change figure wraps: its % on a line of its own"
                 page.screenshot(path=str(OUTPUT / f"site-{width}px.png"), full_page=True)
                 if width == 400:
                     _a_redraw_reaches_the_open_page(page, chart_stack.env)
@@ -192,7 +201,7 @@ def _a_hostile_manifest_is_shown_as_text_entry_by_entry(
     finally:  # the module's other tests read the site the chart builder published
         s3.put_object(Bucket=site, Key="manifest.json", Body=published)
     assert page.locator("#change-MSFT").get_attribute("class") == "down"
-    assert page.locator("#schange-MSFT").inner_text() == "-3.00 %"
+    assert page.locator("#schange-MSFT").inner_text() == "-3.00\u00a0%"
     assert page.locator("[id='last-A%2BB']").inner_text() == "<b>9</b>"
     assert page.locator("[id='last-A%2BB'] b").count() == 0
     assert errors == []

@@ -97,7 +97,7 @@ def test_the_page_escapes_text_and_quotes_urls_of_hostile_looking_but_valid_symb
     assert 'src="charts/A%2BB/1m.png?v=' in page
     assert 'src="charts/X.Y-Z/1m.png?v=' in page
     assert "<h2>A+B</h2>" in page
-    assert 'class="down">-0.10 %' in page
+    assert 'class="down">-0.10\u00a0%' in page
     assert page.count("<img ") == 3
     manifest = orjson.loads(manifest_json(entries, MINUTE))
     assert [s["symbol"] for s in manifest["symbols"]] == ["A+B", "X.Y-Z"]
