@@ -35,19 +35,20 @@ from bench.cost_day import (
     lambda_gb_seconds,
     simulate_day,
 )
+from bench.prices import (
+    DYNAMODB_PER_MILLION_READ_UNITS,
+    DYNAMODB_PER_MILLION_WRITE_UNITS,
+    KINESIS_PER_MILLION_PUT_UNITS,
+    KINESIS_SHARD_HOUR,
+    LAMBDA_PER_GB_SECOND_X86,
+    LAMBDA_PER_MILLION_REQUESTS,
+    PRICE_NOTE,
+    S3_PER_THOUSAND_GETS,
+    S3_PER_THOUSAND_PUTS,
+)
 from bench.run import Row, render, write_section
 
 SCALES = (8, 100, 1_000)
-# us-east-1 list prices as AWS published them in 2025 (aws.amazon.com/<service>/pricing).
-KINESIS_SHARD_HOUR = 0.015
-KINESIS_PER_MILLION_PUT_UNITS = 0.014
-LAMBDA_PER_MILLION_REQUESTS = 0.20
-LAMBDA_PER_GB_SECOND_X86 = 0.0000166667
-DYNAMODB_PER_MILLION_WRITE_UNITS = 0.625
-DYNAMODB_PER_MILLION_READ_UNITS = 0.125
-S3_PER_THOUSAND_PUTS = 0.005
-S3_PER_THOUSAND_GETS = 0.0004
-PRICE_NOTE = "us-east-1 list price"
 TOP_TERMS = 5
 
 

@@ -42,7 +42,7 @@ AGGREGATOR = FunctionPackage(
     "AggregatorFunction",
     "functions.aggregator.handler.handler",
     ("market", "stores", "functions/__init__.py", "functions/aggregator"),
-    ("aws-lambda-powertools", "aws-xray-sdk", "orjson", "protobuf"),
+    ("aws-lambda-powertools", "aws-xray-sdk", "orjson", "msgspec", "protobuf"),
     zip_limit=SMALL_ZIP_LIMIT,
 )
 CHART_BUILDER = FunctionPackage(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import itertools
 from decimal import Decimal
 
@@ -173,6 +174,24 @@ def test_tick_ids_beyond_the_per_bar_cap_are_reported_not_silent() -> None:
     # The bar has room for 100 more ids: of the next 300 new ones, 200 are not remembered.
     assert window(MAX_IDS_PER_BAR, 300) == 200
     assert window(MAX_IDS_PER_BAR + 300, 10) == 10
+
+
+def test_a_1m_bar_remembers_each_tick_id_by_its_8_byte_blake2b() -> None:
+    """The format of `_ids` in the bars already stored: another hash would miss their duplicates."""
+    table, lake = MemoryLedger(), MemoryDataLake()
+    aggregator = Aggregator(table, table.projections, lake, AggregatorConfig(("1m",), 60_000))
+    ids = ["a", "p:1", "\u00e9t\u00e9", "x" * 128]
+    state = WindowState()
+    records = [
+        RawRecord(
+            SHARD, str(i + 1), BASE_MS, "k", encode_tick(Tick("ID", Decimal(1), Decimal(1), BASE_MS, tick_id))
+        )
+        for i, tick_id in enumerate(ids)
+    ]
+    aggregator.take(SHARD, records, state)
+    aggregator.flush(SHARD, state)
+    stored = table.get_bar("ID", "1m", bucket_start(BASE_MS, "1m"))
+    assert stored.id_hashes == {hashlib.blake2b(i.encode(), digest_size=8).digest() for i in ids}
 
 
 def test_a_fold_refused_by_one_from_an_interleaved_read_is_folded_again() -> None:
