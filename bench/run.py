@@ -577,7 +577,7 @@ def render(
         if row.unit.startswith("USD"):
             figure = f"{row.figure:,.4f}"
         elif row.unit in ("x", "charts/s"):
-            figure = f"{row.figure:,.1f}"
+            figure = f"{row.figure:,.1f}" if row.figure >= 1 else f"{row.figure:.2f}"  # 0.24, not 0.2
         else:
             figure = f"{row.figure:,.0f}"
         lines.append(f"| {row.what} | {figure} | {row.unit} | {row.note} |")
