@@ -37,12 +37,14 @@ from market.ticks import (
     validate_symbol,
 )
 
-# A run of 17 digits or points: the only way a number can carry more significant digits than a
-# double keeps (15, see decode_tick). Within the tick bounds a number has at most 15 digits and
-# a point, so a batch without such a run parses exactly through doubles. A run inside a string
-# (a long id) only sends the batch the slow way.
-_DIGITS_AND_POINT = bytes(1 if chr(c) in "0123456789." else 0 for c in range(256))
+# A number can carry more significant digits than a double keeps (15, see decode_tick) only as
+# a run of 17 digits and points, or as 16 digits right before an exponent (9477255422360239e-9
+# rounds to 9477255.42236024, where decode_tick rejects the 9 decimals sent). Within the tick
+# bounds neither is a valid price or size, so a batch with neither parses exactly through
+# doubles. Such a run inside a string (a long id) only sends the batch the slow way.
+_NUMBER_BYTES = bytes(1 if chr(c) in "0123456789." else 2 if chr(c) in "eE" else 0 for c in range(256))
 _LONG_RUN = b"\x01" * 17
+_LONG_MANTISSA = b"\x01" * 16 + b"\x02"
 
 
 class _NativeTick(msgspec.Struct, gc=False):
@@ -79,6 +81,18 @@ class TickColumns:
         )
 
 
+def _utf8(data: bytes) -> bool:
+    """msgspec skips unknown fields without checking their text, where decode_tick rejects a
+    record that is not UTF-8 anywhere (bad_utf8); ASCII, the usual case, is checked in one pass."""
+    if data.isascii():
+        return True
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def decode_columns(datas: Sequence[bytes]) -> TickColumns | None:
     """Every record as a native tick, or None when any record needs decode_tick's attention."""
     count = len(datas)
@@ -91,8 +105,12 @@ def decode_columns(datas: Sequence[bytes]) -> TickColumns | None:
         or not all(map(bytes.startswith, datas, repeat(b"{")))
         or not all(map(bytes.endswith, datas, repeat(b"}")))
         or b"\\" in joined  # an escape: the exact path reads it, as decode_tick does
-        or joined.translate(_DIGITS_AND_POINT).find(_LONG_RUN) >= 0
+        or b"[" in joined  # an array, which no tick holds: decode_tick bounds its nesting
+        or not _utf8(joined)
     ):
+        return None
+    numbers = joined.translate(_NUMBER_BYTES)
+    if numbers.find(_LONG_RUN) >= 0 or numbers.find(_LONG_MANTISSA) >= 0:
         return None
     try:
         parsed = _BATCH.decode(b"[" + joined + b"]")

@@ -253,6 +253,14 @@ def tick_from_object(obj: object) -> Tick:
     )
 
 
+# JSON parsers nest by recursion: Python's json gives up at the interpreter's recursion limit
+# less the stack in use, orjson at 1024 levels, so how deep a record could nest would depend on
+# where it is parsed (a test runner raises the limit; Lambda does not). A tick nests nothing: a
+# record with more brackets and braces than this, in strings too (an id of 128 of them and the
+# tick's own braces still fit), is malformed wherever it is parsed.
+MAX_BRACKETS = 256
+
+
 def decode_tick(data: bytes) -> Tick:
     """Parses a tick, its numbers kept exactly as sent.
 
@@ -262,6 +270,10 @@ def decode_tick(data: bytes) -> Tick:
     that has any escape in it, takes the exact path with Decimals, so a too-precise value is
     rejected rather than silently rounded; so does anything orjson refuses, for the precise reason.
     """
+    if data.count(b"[") + data.count(b"{") > MAX_BRACKETS:
+        raise InvalidTick(
+            RejectReason.MALFORMED_JSON, f"record is not a tick: more than {MAX_BRACKETS} arrays and objects"
+        )
     if _numbers_are_short(data):
         try:
             obj = orjson.loads(data)

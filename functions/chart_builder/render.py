@@ -116,6 +116,7 @@ def draw_chart(
     """
     pad = pd.Timedelta(seconds=bar_seconds)
     frame = frame[frame.index > frame.index[-1] - pad * MAX_SPAN]
+    heading = f"{title}  {frame.index[-1]:%Y-%m-%d}"  # the last candle's date
     if bar_seconds < DATED_FROM_SECONDS:
         frame = frame.set_axis(frame.index + pad / 2)
     averages = tuple(n for n in moving_averages if n < len(frame))
@@ -165,8 +166,6 @@ def draw_chart(
                 bbox={"facecolor": "white", "alpha": 0.85, "linewidth": 0},
             )  # fmt: skip
         # A figure text, not an axes title: placing an axes title measures every tick label.
-        day = frame.index[-1] - (pad / 2 if bar_seconds < DATED_FROM_SECONDS else pd.Timedelta(0))
-        heading = f"{title}  {day:%Y-%m-%d}"
         figure.text(0.06, TITLE_Y, heading, ha="left", va="center", fontsize=TITLE_SIZE, weight="bold")
         price_axes.tick_params(labelbottom=False)
         price_axes.yaxis.set_major_locator(MaxNLocator(PRICE_TICKS))

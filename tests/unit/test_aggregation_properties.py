@@ -33,6 +33,12 @@ POISON = [
     b'{"symbol":"A/B","price":1,"ts":1}',
     b'{"symbol":"AAPL","price":-1,"ts":1}',
     b"\xff\xfe",
+    # Records that parse inside a batch but not alone (a helper's attack on the msgspec batch):
+    # bad UTF-8 in a field no tick reads, a 16-digit mantissa a double rounds to 8 decimals, and
+    # nesting deeper than JSON parsers allow.
+    b'{"symbol":"AAPL","price":1,"ts":1795000000000,"x":"\xff"}',
+    b'{"symbol":"AAPL","price":9477255422360239e-9,"ts":1795000000000}',
+    b'{"symbol":"AAPL","price":1,"ts":1795000000000,"x":' + b"[" * 1100 + b"]" * 1100 + b"}",
 ]
 
 tick_strategy = st.builds(

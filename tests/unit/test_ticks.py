@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from decimal import Decimal
 
 import pytest
@@ -137,6 +138,23 @@ def test_undecodable_records_are_rejected(data: bytes, reason: RejectReason) -> 
     with pytest.raises(InvalidTick) as caught:
         decode_tick(data)
     assert caught.value.reason is reason
+
+
+@pytest.mark.parametrize("limit", [1_000, 100_000])
+def test_how_deep_a_record_may_nest_does_not_depend_on_the_recursion_limit(limit: int) -> None:
+    """A helper found a record nested 1,100 deep read as a tick under a test runner (which
+    raises the limit) and rejected elsewhere: a replay could change a bar."""
+    deep = b'{"symbol":"A","price":1,"ts":1,"x":' + b"[" * 300 + b"]" * 300 + b"}"
+    bracketed_id = b'{"symbol":"A","price":1,"ts":1,"id":"' + b"[" * 128 + b'"}'
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit)
+    try:
+        with pytest.raises(InvalidTick) as caught:
+            decode_tick(deep)
+        assert decode_tick(bracketed_id).id == "[" * 128
+    finally:
+        sys.setrecursionlimit(before)
+    assert caught.value.reason is RejectReason.MALFORMED_JSON
 
 
 symbols = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,31}", fullmatch=True)
