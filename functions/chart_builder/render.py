@@ -18,7 +18,9 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, ScalarFormatter
+from matplotlib.legend import Legend
+from matplotlib.text import Text
+from matplotlib.ticker import FixedLocator, Formatter, FuncFormatter, MaxNLocator
 
 from stores.site_content import CHART_HEIGHT_PX, CHART_WIDTH_PX, MA_COLOURS, VOLUME_SCALES
 
@@ -32,8 +34,18 @@ WIDTH_IN, HEIGHT_IN = 2 * CHART_WIDTH_PX / DPI, 2 * CHART_HEIGHT_PX / DPI
 # the right margin holds the price and volume labels.
 PRICE_PANEL = (0.06, 0.37, 0.78, 0.52)
 VOLUME_PANEL = (0.06, 0.11, 0.78, 0.22)
+# The right margin grows with the longest price label (1234567.12345678 is 16 characters), so no
+# label is cut at the figure's edge: a digit's width at the labels' 11 points and DPI, and room
+# for the tick mark, the padding and the last-price box's own.
+DIGIT_PX, LABEL_ROOM_PX = 15, 24
+# Prices move in steps of 1e-8 (8 decimal places at most): the price axis spans at least
+# PRICE_TICKS such steps, and ticks fall on 1, 2 or 5 times a power of ten, so no two labels
+# read the same and none has more than 8 decimals.
+PRICE_STEP = 1e-8
+PRICE_TICK_STEPS = [1, 2, 5, 10]
 PRICE_TICKS, VOLUME_TICKS, TIME_TICKS = 5, 2, 5
 TITLE_Y, TITLE_SIZE, LABEL_SIZE = 0.95, 13, 10
+HEADING_GAP_PX = 20  # between the heading and the legend, at DPI
 # Tick labels nearer the last price than this (points, centre to centre) are left out: the
 # price box is about 1.4 label sizes high, and a tick label about one.
 LABEL_CLEARANCE_PT = 1.3 * LABEL_SIZE
@@ -115,7 +127,9 @@ def draw_chart(
     are most of the drawing time.
     """
     pad = pd.Timedelta(seconds=bar_seconds)
-    frame = frame[frame.index > frame.index[-1] - pad * MAX_SPAN]
+    in_view = frame[frame.index > frame.index[-1] - pad * MAX_SPAN]
+    older = len(frame) > len(in_view)
+    frame = in_view
     heading = f"{title}  {frame.index[-1]:%Y-%m-%d}"  # the last candle's date
     if bar_seconds < DATED_FROM_SECONDS:
         frame = frame.set_axis(frame.index + pad / 2)
@@ -127,10 +141,16 @@ def draw_chart(
     # On a true time axis widths are in days; set them from the bar's duration, or a lone bar
     # (no neighbour to measure spacing from) is drawn as a hairline.
     width = 0.7 * bar_seconds / 86_400
+    labels = max(
+        len(price_text(float(x))) for x in (frame["High"].max(), frame["Low"].min(), frame["Close"].iloc[-1])
+    )
+    panel_width = min(
+        PRICE_PANEL[2], 1 - PRICE_PANEL[0] - (labels * DIGIT_PX + LABEL_ROOM_PX) / (WIDTH_IN * DPI)
+    )
     figure = mpf.figure(style=STYLE, figsize=(WIDTH_IN, HEIGHT_IN))
     try:
-        price_axes = figure.add_axes(PRICE_PANEL)
-        volume_axes = figure.add_axes(VOLUME_PANEL, sharex=price_axes)
+        price_axes = figure.add_axes((*PRICE_PANEL[:2], panel_width, PRICE_PANEL[3]))
+        volume_axes = figure.add_axes((*VOLUME_PANEL[:2], panel_width, VOLUME_PANEL[3]), sharex=price_axes)
         mpf.plot(
             frame,
             ax=price_axes,
@@ -144,12 +164,18 @@ def draw_chart(
             **optional,
         )
         averages_drawn = list(price_axes.lines)  # mplfinance's only lines: the moving averages
+        low, high = price_axes.get_ylim()
+        if high - low < PRICE_TICKS * PRICE_STEP:
+            # Never below 0 either: no price is.
+            bottom = max(0.0, (high + low - PRICE_TICKS * PRICE_STEP) / 2)
+            price_axes.set_ylim(bottom, bottom + PRICE_TICKS * PRICE_STEP)
         _draw_volume(volume_axes, frame, width)
         last = float(frame["Close"].iloc[-1])
         _mark_last_price(price_axes, last)
+        legend = None
         if averages:
             # Above the panel, beside the title: never over a candle.
-            price_axes.legend(
+            legend = price_axes.legend(
                 averages_drawn,
                 [f"MA {n}" for n in averages],
                 loc="lower right",
@@ -160,15 +186,19 @@ def draw_chart(
                 ncols=len(averages),
             )
         if len(frame) < FEW_CANDLES:
+            since = "since a gap" if older else "so far"  # older candles are out of view
             price_axes.text(
-                0.5, 0.5, f"{len(frame)} candle{'s' if len(frame) > 1 else ''} so far",
+                0.5, 0.5, f"{len(frame)} candle{'s' if len(frame) > 1 else ''} {since}",
                 transform=price_axes.transAxes, ha="center", va="center", color="#666666",
                 bbox={"facecolor": "white", "alpha": 0.85, "linewidth": 0},
             )  # fmt: skip
         # A figure text, not an axes title: placing an axes title measures every tick label.
-        figure.text(0.06, TITLE_Y, heading, ha="left", va="center", fontsize=TITLE_SIZE, weight="bold")
+        heading_text = figure.text(
+            PRICE_PANEL[0], TITLE_Y, heading, ha="left", va="center", fontsize=TITLE_SIZE, weight="bold"
+        )
+        _fit_heading(figure, heading_text, legend)
         price_axes.tick_params(labelbottom=False)
-        price_axes.yaxis.set_major_locator(MaxNLocator(PRICE_TICKS))
+        price_axes.yaxis.set_major_locator(MaxNLocator(PRICE_TICKS, steps=PRICE_TICK_STEPS))
         price_axes.yaxis.set_major_formatter(_ClearOfLastPrice(price_axes, last))
         _label_time_axis(
             volume_axes, pd.DatetimeIndex(frame.index), (first, frame.index[-1] + pad), bar_seconds
@@ -194,18 +224,28 @@ def _label_time_axis(
         )
         return
     first, end = span
-    spacing = DATE_LABEL_PX / (PRICE_PANEL[2] * WIDTH_IN * DPI) * (end - first)
+    spacing = DATE_LABEL_PX / (axes.get_position().width * WIDTH_IN * DPI) * (end - first)
     axes.xaxis.set_major_locator(FixedLocator(date_ticks(candles, spacing, first + spacing / 3)))
     axes.xaxis.set_major_formatter(mdates.DateFormatter(DATE_FORMAT))  # type: ignore[no-untyped-call]
 
 
-class _ClearOfLastPrice(ScalarFormatter):
-    """Prices as prices (no "+4.5e3" offset, no exponent), and no label where the last price's
-    box covers it: a label half hidden behind the box reads as another number."""
+def _fit_heading(figure: Figure, heading: Text, legend: Legend | None) -> None:
+    """A long symbol's heading is set smaller rather than run under the legend or off the edge,
+    since it holds the only date on an intraday chart."""
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    right = legend.get_window_extent(renderer).x0 if legend is not None else figure.bbox.width
+    box = heading.get_window_extent(renderer)
+    room = right - box.x0 - HEADING_GAP_PX * figure.dpi / DPI
+    if box.width > room:
+        heading.set_fontsize(TITLE_SIZE * room / box.width)
+
+
+class _ClearOfLastPrice(Formatter):
+    """Prices as prices, in plain digits with at most 8 decimals (no "+4.5e3" offset, no
+    exponent), and no label where the last price's box covers it: a label half hidden behind
+    the box reads as another number."""
 
     def __init__(self, axes: Axes, last: float) -> None:
-        super().__init__(useOffset=False)
-        self.set_scientific(False)
         self._axes, self._last = axes, last
 
     def __call__(self, x: float, pos: int | None = None) -> str:
@@ -213,7 +253,7 @@ class _ClearOfLastPrice(ScalarFormatter):
         apart = abs(to_pixels((0, x))[1] - to_pixels((0, self._last))[1])
         if apart < LABEL_CLEARANCE_PT * self._axes.figure.dpi / 72:
             return ""
-        return str(super().__call__(x, pos))
+        return price_text(x)
 
 
 def _mark_last_price(axes: Axes, last: float) -> None:

@@ -16,16 +16,17 @@ import pandas as pd
 import pytest
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 from matplotlib.text import Annotation, Text
 
 from functions.chart_builder.chart_data import bars_frame
-from functions.chart_builder.render import DPI, MAX_SPAN, draw_chart
+from functions.chart_builder.render import DPI, MAX_SPAN, draw_chart, render_chart
 from market.bars import Bar
 
 MINUTE = 1_793_629_800  # 2026-11-02 14:30 UTC, a Monday
 DAY = MINUTE - MINUTE % 86_400
 LABEL_GAP_PX = 20  # between two date labels, and from the edges: a space, not a touch
-SECONDS = {"1m": 60, "15m": 900, "1h": 3_600, "1d": 86_400}
+SECONDS = {"1m": 60, "15m": 900, "1h": 3_600, "1d": 86_400, "1w": 7 * 86_400}
 
 
 def day_number(seconds: int | str) -> float:
@@ -146,3 +147,75 @@ def test_no_price_label_hides_behind_the_last_price_box(close: str) -> None:
         shown = [t for t in price.get_yticklabels() if t.get_text()]
         assert len(shown) >= 2
         assert not any(t.get_window_extent(renderer).overlaps(covered) for t in shown)
+
+
+def on_figure(figure: Figure, artist: Text | Legend) -> bool:
+    box = artist.get_window_extent(figure.canvas.get_renderer())  # type: ignore[attr-defined]
+    inside = box.x0 >= 0 and box.y0 >= 0
+    return bool(inside and box.x1 <= figure.bbox.width and box.y1 <= figure.bbox.height)
+
+
+def test_the_longest_prices_and_symbols_stay_whole_on_the_figure() -> None:
+    """A helper's attack: 1234567.15345679 was cut to 1234567.1534 at the edge, which reads as
+    another price, and a 32-character symbol ran its heading under the legend."""
+    symbol = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+    rows = [
+        Bar("X", "1m", MINUTE + 60 * i, p, p + Decimal("0.00000002"), p, p, Decimal(10), 1, None, 0, 0)
+        for i in range(60)
+        for p in [Decimal("1234567.15345679") + Decimal(i % 7) / 10**8]
+    ]
+    figure = draw_chart(bars_frame(rows), f"{symbol} 1m (UTC)", 60)
+    try:
+        figure.set_dpi(DPI)
+        figure.canvas.draw()
+        price = figure.axes[0]
+        (box,) = [t for t in price.texts if isinstance(t, Annotation)]
+        assert box.get_text() == str(rows[-1].close)  # 16 characters
+        shown = [t for t in price.get_yticklabels() if t.get_text()]
+        assert shown
+        assert all(on_figure(figure, t) for t in [box, *shown]), [t.get_text() for t in shown]
+        heading, legend = figure.texts[0], price.get_legend()
+        assert legend is not None
+        assert on_figure(figure, heading)
+        renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+        assert heading.get_window_extent(renderer).x1 < legend.get_window_extent(renderer).x0
+    finally:
+        plt.close(figure)
+
+
+def test_prices_a_step_apart_get_distinct_labels_of_at_most_8_decimals_and_none_below_zero() -> None:
+    rows = [
+        Bar("X", "1m", MINUTE + 60 * i, p, p, p, p, Decimal(1), 1, None, 0, 0)
+        for i in range(40)
+        for p in [Decimal("0.00000001") * (1 + i % 2)]
+    ]
+    figure = draw_chart(bars_frame(rows), "X 1m (UTC)", 60)
+    try:
+        figure.set_dpi(DPI)
+        figure.canvas.draw()
+        texts = [t.get_text() for t in figure.axes[0].get_yticklabels() if t.get_text()]
+        assert len(texts) >= 2
+        assert len(set(texts)) == len(texts)
+        assert all(re.fullmatch(r"\d+(\.\d{1,8})?", t) for t in texts), texts
+    finally:
+        plt.close(figure)
+
+
+@pytest.mark.parametrize(("interval", "seconds"), [("1d", 86_400), ("1w", 7 * 86_400), ("1m", 60)])
+@pytest.mark.parametrize("start", ["2263-01-02", "9999-01-04"])
+def test_bars_past_pandas_nanosecond_range_are_drawn(interval: str, seconds: int, start: str) -> None:
+    """A helper found day and week charts of any date after 2262-04-11 failing to draw."""
+    first = int(pd.Timestamp(start, tz="UTC").timestamp())
+    png = render_chart(bars_frame(bars([first + seconds * i for i in range(20)], interval)), "X", seconds)
+    assert png.startswith(b"\x89PNG")
+
+
+def test_a_few_candles_after_a_long_gap_are_not_called_a_new_series() -> None:
+    days = [DAY + 86_400 * i for i in range(100)] + [DAY + 86_400 * 1200]
+    with drawn(days, "1d") as figure:
+        notes = [t.get_text() for t in figure.axes[0].texts if not isinstance(t, Annotation)]
+        assert notes == ["1 candle since a gap"]
+    with drawn(days[:1], "1d") as figure:
+        assert [t.get_text() for t in figure.axes[0].texts if not isinstance(t, Annotation)] == [
+            "1 candle so far"
+        ]
