@@ -124,17 +124,23 @@ def _memorize(memo: dict[float | int, Decimal], value: object, number: Decimal) 
     return number
 
 
+def _shown(value: object) -> str:
+    """A value as the record had it: a number read exactly is a Decimal, shown as its digits
+    ("-5.5"), not as Python writes the object ("Decimal('-5.5')")."""
+    return str(value) if isinstance(value, Decimal) else repr(value)
+
+
 def _finite_decimal(value: object, reason: RejectReason, name: str) -> Decimal:
     """Numbers keep the decimal text they were sent as: floats go through their shortest repr."""
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise InvalidTick(reason, f"{name} {value!r} must be a JSON number")
+        raise InvalidTick(reason, f"{name} {_shown(value)} must be a JSON number")
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise InvalidTick(reason, f"{name} {value!r} must be finite")
+            raise InvalidTick(reason, f"{name} {_shown(value)} must be finite")
         return Decimal(repr(value))
     number = Decimal(value)
     if not number.is_finite():
-        raise InvalidTick(reason, f"{name} {value!r} must be finite")
+        raise InvalidTick(reason, f"{name} {_shown(value)} must be finite")
     return number
 
 
@@ -154,7 +160,7 @@ def validate_price(value: object) -> Decimal:
         return known
     price = _finite_decimal(value, RejectReason.BAD_PRICE, "price")
     if price <= 0:
-        raise InvalidTick(RejectReason.BAD_PRICE, f"price {value!r} must be greater than 0")
+        raise InvalidTick(RejectReason.BAD_PRICE, f"price {_shown(value)} must be greater than 0")
     return _memorize(_valid_prices, value, _storable(price, MAX_PRICE, RejectReason.BAD_PRICE, "price"))
 
 
@@ -186,7 +192,7 @@ def validate_size(value: object) -> Decimal:
         return known
     size = _finite_decimal(value, RejectReason.BAD_SIZE, "size")
     if size < 0:
-        raise InvalidTick(RejectReason.BAD_SIZE, f"size {value!r} must be 0 or more")
+        raise InvalidTick(RejectReason.BAD_SIZE, f"size {_shown(value)} must be 0 or more")
     return _memorize(_valid_sizes, value, _storable(size, MAX_SIZE, RejectReason.BAD_SIZE, "size"))
 
 

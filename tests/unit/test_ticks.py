@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from decimal import Decimal
 
@@ -138,6 +139,18 @@ def test_undecodable_records_are_rejected(data: bytes, reason: RejectReason) -> 
     with pytest.raises(InvalidTick) as caught:
         decode_tick(data)
     assert caught.value.reason is reason
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b'{"symbol":"A","price":-1.000000001,"ts":1}', "price -1.000000001 must be greater than 0"),
+        (b'{"symbol":"A","price":1,"size":-5.0000000001,"ts":1}', "size -5.0000000001 must be 0 or more"),
+    ],
+)
+def test_a_rejected_number_is_named_as_sent_not_as_a_python_object(data: bytes, message: str) -> None:
+    with pytest.raises(InvalidTick, match="^" + re.escape(message) + "$"):
+        decode_tick(data)
 
 
 @pytest.mark.parametrize("limit", [1_000, 100_000])
