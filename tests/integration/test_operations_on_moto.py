@@ -138,6 +138,7 @@ def test_metrics_reach_cloudwatch_and_status_shows_the_flow(
     assert float(flow.group(1).replace(",", "")) > 0
     assert re.search(r"rejected\s+1 tick\(s\) quarantined to s3://\S+/rejected/, last 5 min", status.stdout)
     assert "DLQ     0 message(s)" in status.stdout
+    assert "amazonaws.com" not in status.stdout  # a local stack names no AWS endpoint
     assert "alarms  0 of 7 in ALARM" in status.stdout, status.stdout
 
 

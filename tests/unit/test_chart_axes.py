@@ -20,7 +20,7 @@ from matplotlib.legend import Legend
 from matplotlib.text import Annotation, Text
 
 from functions.chart_builder.chart_data import bars_frame
-from functions.chart_builder.render import DPI, MAX_SPAN, draw_chart, render_chart
+from functions.chart_builder.render import DPI, MAX_SPAN, draw_chart, render_chart, start_over
 from market.bars import Bar
 
 MINUTE = 1_793_629_800  # 2026-11-02 14:30 UTC, a Monday
@@ -219,3 +219,34 @@ def test_a_few_candles_after_a_long_gap_are_not_called_a_new_series() -> None:
         assert [t.get_text() for t in figure.axes[0].texts if not isinstance(t, Annotation)] == [
             "1 candle so far"
         ]
+
+
+def test_a_chart_drawn_after_others_is_the_same_png_as_drawn_first() -> None:
+    """The process keeps one figure and clears it between charts: nothing of one chart (its
+    price range, margin, legend, notes, heading) may show in the next."""
+    minutes = [MINUTE + 60 * i for i in range(200)]
+    tiny = Decimal("0.00000001")
+    charts = [
+        (bars_frame(bars(minutes, "1m")), "AAPL 1m (UTC)", 60),
+        (bars_frame(bars([DAY], "1d")), "AAPL 1d (UTC)", 86_400),
+        (
+            bars_frame(
+                [Bar("X", "1m", m, tiny, tiny, tiny, tiny, Decimal(1), 1, None, 0, 0) for m in minutes[:9]]
+            ),
+            "TINY 1m (UTC)",
+            60,
+        ),
+        (
+            bars_frame(bars(minutes[:60], "1m", "1234567.15345679")),
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345 1m (UTC)",
+            60,
+        ),
+        (bars_frame(bars([DAY + 86_400 * i for i in range(150)], "1d")), "X 1d (UTC)", 86_400),
+    ]
+    first = []
+    for chart in charts:
+        start_over()
+        first.append(render_chart(*chart))
+    start_over()
+    for index in [0, 1, 2, 3, 4, 2, 0, 3, 1, 4, 4, 0]:
+        assert render_chart(*charts[index]) == first[index], f"chart {index} differs after others"

@@ -112,7 +112,9 @@ def status() -> None:
     out().print(f"bars    table {outputs.BarsTableName}")
     out().print(f"data    s3://{outputs.DataBucketName}/   site s3://{outputs.SiteBucketName}/")
     waiting = "" if dlq == "0" else ": fix the cause, then `tickstream redrive`"
-    out().print(f"DLQ     {dlq} message(s) in {outputs.DeadLetterQueueUrl}{waiting}")
+    # By name: moto answers with an sqs.us-east-1.amazonaws.com URL even for the local stack.
+    queue = outputs.DeadLetterQueueUrl.rsplit("/", 1)[-1]
+    out().print(f"DLQ     {dlq} message(s) in queue {queue}{waiting}")
     health = HealthReader(clients.client("cloudwatch"), clients.client("logs")).read(
         f"tickstream/{state.settings.stack_name}",
         outputs.AggregatorFunctionName,
