@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 from typing import Any
 
 import matplotlib
@@ -20,7 +21,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.text import Text
-from matplotlib.ticker import FixedLocator, Formatter, FuncFormatter, MaxNLocator
+from matplotlib.ticker import FixedLocator, Formatter, FuncFormatter, Locator, MaxNLocator
 
 from stores.site_content import CHART_HEIGHT_PX, CHART_WIDTH_PX, MA_COLOURS, VOLUME_SCALES
 
@@ -42,13 +43,17 @@ DIGIT_PX, LABEL_ROOM_PX = 15, 24
 # PRICE_TICKS such steps, and ticks fall on 1, 2 or 5 times a power of ten, so no two labels
 # read the same and none has more than 8 decimals.
 PRICE_STEP = 1e-8
-PRICE_TICK_STEPS = [1, 2, 5, 10]
+PRICE_STEPS = [m * 10.0**e for e in range(-8, 8) for m in (1, 2, 5)]
+PRICE_MARGIN = 0.05  # of the candles' range, above and below
 PRICE_TICKS, VOLUME_TICKS, TIME_TICKS = 5, 2, 5
 TITLE_Y, TITLE_SIZE, LABEL_SIZE = 0.95, 13, 10
-HEADING_GAP_PX = 20  # between the heading and the legend, at DPI
+# A long heading is set no smaller than this (about 8 px on the page), then shortened.
+MIN_TITLE_SIZE = 9
+HEADING_GAP_PX = 20  # between the heading and the legend
+LEGEND_RIGHT = 0.99  # the legend's right end, as a fraction of the figure's width
 # Tick labels nearer the last price than this (points, centre to centre) are left out: the
 # price box is about 1.4 label sizes high, and a tick label about one.
-LABEL_CLEARANCE_PT = 1.3 * LABEL_SIZE
+LABEL_CLEARANCE_PT = 1.5 * LABEL_SIZE
 # Fewer candles than this and the chart is a placeholder: the axis spans PLACEHOLDER_SPAN bars,
 # so one daily candle is a candle, not a block across the whole chart, and the chart says so.
 FEW_CANDLES, PLACEHOLDER_SPAN = 5, 30
@@ -128,7 +133,8 @@ class _Canvas:
     def blank(self) -> tuple[Figure, Axes, Axes]:
         made = self._made
         if made is None or not plt.fignum_exists(made[0].number):
-            figure = mpf.figure(style=STYLE, figsize=(WIDTH_IN, HEIGHT_IN))
+            # At DPI from the start: the heading is measured to fit at the size it is saved.
+            figure = mpf.figure(style=STYLE, figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
             price_axes = figure.add_axes(PRICE_PANEL)
             made = self._made = (figure, price_axes, figure.add_axes(VOLUME_PANEL, sharex=price_axes))
             return made
@@ -211,23 +217,20 @@ def draw_chart(
             **optional,
         )
         averages_drawn = list(price_axes.lines)  # mplfinance's only lines: the moving averages
-        low, high = price_axes.get_ylim()
-        if high - low < PRICE_TICKS * PRICE_STEP:
-            # Never below 0 either: no price is.
-            bottom = max(0.0, (high + low - PRICE_TICKS * PRICE_STEP) / 2)
-            price_axes.set_ylim(bottom, bottom + PRICE_TICKS * PRICE_STEP)
+        price_axes.set_ylim(*price_range(float(frame["Low"].min()), float(frame["High"].max())))
         _draw_volume(volume_axes, frame, width)
         last = float(frame["Close"].iloc[-1])
         _mark_last_price(price_axes, last)
         legend = None
         if averages:
-            # Above the panel, beside the title: never over a candle.
+            # Above the panels at the figure's right edge, beside the heading: never over a candle.
             legend = price_axes.legend(
                 averages_drawn,
                 [f"MA {n}" for n in averages],
-                loc="lower right",
-                bbox_to_anchor=(1, 1),
-                borderaxespad=0.2,
+                loc="center right",
+                bbox_to_anchor=(LEGEND_RIGHT, TITLE_Y),
+                bbox_transform=figure.transFigure,
+                borderaxespad=0,
                 fontsize=LABEL_SIZE,
                 frameon=False,
                 ncols=len(averages),
@@ -243,9 +246,9 @@ def draw_chart(
         heading_text = figure.text(
             PRICE_PANEL[0], TITLE_Y, heading, ha="left", va="center", fontsize=TITLE_SIZE, weight="bold"
         )
-        _fit_heading(figure, heading_text, legend)
+        _fit_heading(figure, heading_text, title, legend)
         price_axes.tick_params(labelbottom=False)
-        price_axes.yaxis.set_major_locator(MaxNLocator(PRICE_TICKS, steps=PRICE_TICK_STEPS))
+        price_axes.yaxis.set_major_locator(_PriceTicks())
         price_axes.yaxis.set_major_formatter(_ClearOfLastPrice(price_axes, last))
         _label_time_axis(
             volume_axes, pd.DatetimeIndex(frame.index), (first, frame.index[-1] + pad), bar_seconds
@@ -276,15 +279,49 @@ def _label_time_axis(
     axes.xaxis.set_major_formatter(mdates.DateFormatter(DATE_FORMAT))  # type: ignore[no-untyped-call]
 
 
-def _fit_heading(figure: Figure, heading: Text, legend: Legend | None) -> None:
-    """A long symbol's heading is set smaller rather than run under the legend or off the edge,
-    since it holds the only date on an intraday chart."""
+def _fit_heading(figure: Figure, heading: Text, title: str, legend: Legend | None) -> None:
+    """A long heading is set smaller, down to MIN_TITLE_SIZE, then its title is shortened in the
+    middle ("ABCDEFGH…2345 1m (UTC)"), rather than run under the legend or off the edge: it holds
+    the only date on an intraday chart, which is kept whole."""
     renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
     right = legend.get_window_extent(renderer).x0 if legend is not None else figure.bbox.width
     box = heading.get_window_extent(renderer)
-    room = right - box.x0 - HEADING_GAP_PX * figure.dpi / DPI
-    if box.width > room:
-        heading.set_fontsize(TITLE_SIZE * room / box.width)
+    room = right - box.x0 - HEADING_GAP_PX
+    if box.width <= room:
+        return
+    heading.set_fontsize(max(MIN_TITLE_SIZE, TITLE_SIZE * room / box.width))
+    date = heading.get_text()[len(title) :]
+    keep = len(title)
+    while heading.get_window_extent(renderer).width > room and keep > 1:
+        keep -= 1
+        heading.set_text(f"{title[: (keep + 1) // 2]}\u2026{title[len(title) - keep // 2 :]}{date}")
+
+
+def price_range(low: float, high: float) -> tuple[float, float]:
+    """The price axis's limits: the candles with 5% to spare each side, at least PRICE_TICKS
+    price steps high and never below 0 (mplfinance's padding put 0.00000001 to 9999999 from
+    -500000); set, not autoscaled, so no tick locator can stretch it (autoscaling spread 6e-8
+    of movement at 1234567 over 2.5e-6)."""
+    span = max(high - low, PRICE_TICKS * PRICE_STEP)
+    bottom = (low + high) / 2 - span * (0.5 + PRICE_MARGIN)
+    top = bottom + span * (1 + 2 * PRICE_MARGIN)
+    return (0.0, top - bottom) if bottom < 0 else (bottom, top)
+
+
+class _PriceTicks(Locator):
+    """At most PRICE_TICKS + 1 ticks on 1, 2 or 5 times a power of ten, never finer than a price
+    step, as whole multiples of the step: MaxNLocator's tolerances grow with the price, and at
+    9999999.9999990 it steps by 5e-7 across an axis 8e-8 high, leaving one label or none."""
+
+    def __call__(self) -> list[float]:
+        assert self.axis is not None
+        low, high = self.axis.get_view_interval()
+        return self.tick_values(low, high)
+
+    def tick_values(self, vmin: float, vmax: float) -> list[float]:
+        rough = (vmax - vmin) / PRICE_TICKS
+        step = next((s for s in PRICE_STEPS if s >= rough), PRICE_STEPS[-1])
+        return [k * step for k in range(math.ceil(vmin / step), math.floor(vmax / step) + 1)]
 
 
 class _ClearOfLastPrice(Formatter):

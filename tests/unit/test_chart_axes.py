@@ -20,7 +20,7 @@ from matplotlib.legend import Legend
 from matplotlib.text import Annotation, Text
 
 from functions.chart_builder.chart_data import bars_frame
-from functions.chart_builder.render import DPI, MAX_SPAN, draw_chart, render_chart, start_over
+from functions.chart_builder.render import DPI, MAX_SPAN, MIN_TITLE_SIZE, draw_chart, render_chart, start_over
 from market.bars import Bar
 
 MINUTE = 1_793_629_800  # 2026-11-02 14:30 UTC, a Monday
@@ -62,6 +62,17 @@ def bars(starts: list[int], interval: str, close: str | None = None) -> list[Bar
             )
         )
     return out
+
+
+@contextmanager
+def closing(figure: Figure) -> Iterator[Figure]:
+    """A figure drawn as it is saved (at DPI), closed afterwards."""
+    try:
+        figure.set_dpi(DPI)
+        figure.canvas.draw()
+        yield figure
+    finally:
+        plt.close(figure)
 
 
 @contextmanager
@@ -250,3 +261,56 @@ def test_a_chart_drawn_after_others_is_the_same_png_as_drawn_first() -> None:
     start_over()
     for index in [0, 1, 2, 3, 4, 2, 0, 3, 1, 4, 4, 0]:
         assert render_chart(*charts[index]) == first[index], f"chart {index} differs after others"
+
+
+def wave(base: str, step: str, count: int, interval: str = "1m") -> list[Bar]:
+    """Candles moving `step` at a time around `base`."""
+    seconds = SECONDS[interval]
+    rows = []
+    for i in range(count):
+        price = Decimal(base) + Decimal(step) * (i % 7)
+        high = price + Decimal(step)
+        rows.append(
+            Bar("X", interval, MINUTE + seconds * i, price, high, price, price, Decimal(1), 1, None, 0, 0)
+        )
+    return rows
+
+
+@pytest.mark.parametrize("base", ["123456.1234567", "1234567.1234567", "9999999.9999990"])
+def test_tiny_moves_of_large_prices_fill_the_price_axis(base: str) -> None:
+    """A helper found 6e-8 of movement at 1234567 spread over 2.5e-6 (flat candles)."""
+    with closing(draw_chart(bars_frame(wave(base, "0.00000001", 30)), "X", 60)) as figure:
+        low, high = figure.axes[0].get_ylim()
+        assert high - low <= 2 * 7e-8
+        texts = [t.get_text() for t in figure.axes[0].get_yticklabels() if low <= t.get_position()[1] <= high]
+        assert len([t for t in texts if t]) >= 2, texts  # besides any the last price's box hides
+
+
+def test_a_spike_from_the_smallest_price_to_the_largest_keeps_the_axis_at_0_or_above() -> None:
+    least, most = Decimal("0.00000001"), Decimal(9_999_999)
+    spike = Bar("X", "1m", MINUTE + 60 * 29, least, most, least, most, Decimal(1), 1, None, 0, 0)
+    rows = [*wave("1", "0", 29), spike]
+    with closing(draw_chart(bars_frame(rows), "X", 60)) as figure:
+        assert figure.axes[0].get_ylim()[0] >= 0
+
+
+@pytest.mark.parametrize("averages", [(), (5,), (5, 25)])
+@pytest.mark.parametrize("symbol", ["W" * 32, "A" * 32, "X"])
+def test_a_heading_is_readable_whole_on_the_figure_and_clear_of_the_legend(
+    symbol: str, averages: tuple[int, ...]
+) -> None:
+    """A helper found a 32-character heading cut at the right edge without averages (it was
+    fitted at another dpi), and set at 3 points beside 16-character prices."""
+    frame = bars_frame(wave("9999999.9999990", "0.00000001", 60))
+    with closing(draw_chart(frame, f"{symbol} 1m (UTC)", 60, averages)) as figure:
+        renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+        heading = figure.texts[0]
+        box = heading.get_window_extent(renderer)
+        assert float(heading.get_fontsize()) >= MIN_TITLE_SIZE
+        assert heading.get_text().endswith("  2026-11-02")  # the date whole
+        assert heading.get_text().startswith(symbol[:4])
+        assert box.x0 >= 0
+        assert box.x1 <= figure.bbox.width
+        legend = figure.axes[0].get_legend()
+        if legend is not None:
+            assert box.x1 < legend.get_window_extent(renderer).x0
