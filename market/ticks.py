@@ -278,7 +278,7 @@ def decode_tick(data: bytes) -> Tick:
     """
     if data.count(b"[") + data.count(b"{") > MAX_BRACKETS:
         raise InvalidTick(
-            RejectReason.MALFORMED_JSON, f"record is not a tick: more than {MAX_BRACKETS} arrays and objects"
+            RejectReason.MALFORMED_JSON, f"record is not a tick: more than {MAX_BRACKETS} brackets and braces"
         )
     if _numbers_are_short(data):
         try:
