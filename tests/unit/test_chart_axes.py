@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
 from itertools import pairwise
 
@@ -75,15 +75,9 @@ def closing(figure: Figure) -> Iterator[Figure]:
         plt.close(figure)
 
 
-@contextmanager
-def drawn(starts: list[int], interval: str, close: str | None = None) -> Iterator[Figure]:
-    figure = draw_chart(bars_frame(bars(starts, interval, close)), f"X {interval} (UTC)", SECONDS[interval])
-    try:
-        figure.set_dpi(DPI)
-        figure.canvas.draw()
-        yield figure
-    finally:
-        plt.close(figure)
+def drawn(starts: list[int], interval: str, close: str | None = None) -> AbstractContextManager[Figure]:
+    frame = bars_frame(bars(starts, interval, close))
+    return closing(draw_chart(frame, f"X {interval} (UTC)", SECONDS[interval]))
 
 
 def candle_days(figure: Figure) -> list[float]:
@@ -175,10 +169,7 @@ def test_the_longest_prices_and_symbols_stay_whole_on_the_figure() -> None:
         for i in range(60)
         for p in [Decimal("1234567.15345679") + Decimal(i % 7) / 10**8]
     ]
-    figure = draw_chart(bars_frame(rows), f"{symbol} 1m (UTC)", 60)
-    try:
-        figure.set_dpi(DPI)
-        figure.canvas.draw()
+    with closing(draw_chart(bars_frame(rows), f"{symbol} 1m (UTC)", 60)) as figure:
         price = figure.axes[0]
         (box,) = [t for t in price.texts if isinstance(t, Annotation)]
         assert box.get_text() == str(rows[-1].close)  # 16 characters
@@ -190,8 +181,6 @@ def test_the_longest_prices_and_symbols_stay_whole_on_the_figure() -> None:
         assert on_figure(figure, heading)
         renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
         assert heading.get_window_extent(renderer).x1 < legend.get_window_extent(renderer).x0
-    finally:
-        plt.close(figure)
 
 
 def test_prices_a_step_apart_get_distinct_labels_of_at_most_8_decimals_and_none_below_zero() -> None:
@@ -200,16 +189,11 @@ def test_prices_a_step_apart_get_distinct_labels_of_at_most_8_decimals_and_none_
         for i in range(40)
         for p in [Decimal("0.00000001") * (1 + i % 2)]
     ]
-    figure = draw_chart(bars_frame(rows), "X 1m (UTC)", 60)
-    try:
-        figure.set_dpi(DPI)
-        figure.canvas.draw()
+    with closing(draw_chart(bars_frame(rows), "X 1m (UTC)", 60)) as figure:
         texts = [t.get_text() for t in figure.axes[0].get_yticklabels() if t.get_text()]
         assert len(texts) >= 2
         assert len(set(texts)) == len(texts)
         assert all(re.fullmatch(r"\d+(\.\d{1,8})?", t) for t in texts), texts
-    finally:
-        plt.close(figure)
 
 
 @pytest.mark.parametrize(("interval", "seconds"), [("1d", 86_400), ("1w", 7 * 86_400), ("1m", 60)])
