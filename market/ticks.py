@@ -29,6 +29,7 @@ MAX_PRICE = Decimal(10_000_000)
 MAX_SIZE = Decimal(10_000_000)
 MAX_DECIMAL_PLACES = 8
 ZERO = Decimal(0)
+ONE = Decimal(1)
 # Event times outside [1970-01-01, 10000-01-01) cannot be bucketed into a UTC calendar day.
 MIN_TS_MS = 0
 MAX_TS_MS = 253_402_300_800_000
@@ -131,7 +132,8 @@ def _shown(value: object) -> str:
 
 
 def _finite_decimal(value: object, reason: RejectReason, name: str) -> Decimal:
-    """Numbers keep the decimal text they were sent as: floats go through their shortest repr."""
+    """The exact value sent: a float goes through its shortest repr, which within the tick bounds
+    is the text that was sent (decode_tick); _storable then gives it its one spelling."""
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise InvalidTick(reason, f"{name} {_shown(value)} must be a JSON number")
     if isinstance(value, float):
@@ -145,13 +147,20 @@ def _finite_decimal(value: object, reason: RejectReason, name: str) -> Decimal:
 
 
 def _storable(number: Decimal, limit: Decimal, reason: RejectReason, name: str) -> Decimal:
-    exponent = number.normalize().as_tuple().exponent
+    """The number in one spelling whatever it was sent as (100, 100.0, 1e2 and 1E+2 are all
+    Decimal("100")), so a bar's row holds the same text whichever path or memo decoded it."""
+    canonical = number.normalize()
+    exponent = canonical.as_tuple().exponent
     if number >= limit or (isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES):
         raise InvalidTick(
             reason,
             f"{name} {number} must be below {limit:,} with at most {MAX_DECIMAL_PLACES} decimal places",
         )
-    return number
+    if not canonical:
+        return ZERO  # -0.0 too
+    if isinstance(exponent, int) and exponent > 0:
+        return canonical.quantize(ONE)  # 1E+2 as 100: exact, the number is below the limit
+    return canonical
 
 
 def validate_price(value: object) -> Decimal:

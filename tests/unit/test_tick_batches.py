@@ -61,11 +61,11 @@ def test_native_ticks_decode_as_columns_equal_to_decode_tick(batch: list[Tick]) 
     columns = decode_columns(datas)
     if columns is None:
         # Only a run of 17 digits and points (a long id, a price of 15 digits) or of 16 digits
-        # before an e, an escape, a brace in an id, or a zero written as a float (0E-8) may send
-        # it the slow way.
+        # before an e, an escape, a bracket or a brace in an id, or a zero written as a float
+        # (0E-8) may send it the slow way.
         joined = b"".join(datas)
         braces_in_ids = joined.count(b"{") + joined.count(b"}") > 2 * len(datas)
-        assert re.search(rb"[0-9.]{17}|[0-9]{16}[eE]|\\|:-?0E", joined) or braces_in_ids, datas
+        assert re.search(rb"[0-9.]{17}|[0-9]{16}[eE]|\\|\[|:-?0E", joined) or braces_in_ids, datas
         return
     assert [columns.tick(i) for i in range(len(columns))] == [decode_tick(d) for d in datas] == batch
 
@@ -136,3 +136,42 @@ def test_records_that_only_parse_joined_send_the_batch_record_by_record() -> Non
     swallowed = [b"{" + tick + b',"y":"}', b'{","z":1}']  # one object once joined: "y" is "},{"
     assert len(orjson.loads(b"[" + b",".join(swallowed) + b"]")) == 1
     assert decode_columns(swallowed) is None
+
+
+def _spellings(value: Decimal, zeros: int) -> list[str]:
+    """Ways a producer may write the value: trailing zeros, exponents, a float's repr."""
+    plain = format(value, "f")
+    scaled = int(value.scaleb(8))
+    texts = [plain + ("" if "." in plain else ".") + "0" * zeros, f"{scaled}e-8", f"{scaled}E-08"]
+    if value == value.to_integral_value():
+        texts += [str(int(value)), f"{int(value)}E+0", f"{value:E}"]
+    if Decimal(repr(float(value))) == value:
+        texts.append(repr(float(value)))
+    return texts
+
+
+@given(
+    st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal("9999999.99999999"), places=8),
+    st.integers(0, 3),
+    st.data(),
+)
+def test_a_number_reads_as_one_text_whatever_its_spelling_path_or_order(
+    value: Decimal, zeros: int, data: st.DataObject
+) -> None:
+    """The text of a bar's price in its S3 row must not depend on how the tick was written, which
+    path decoded it or which spelling the process met first (the memos key 100 and 100.0 alike):
+    a replay would rewrite the row with other bytes."""
+    whole = value == value.to_integral_value()
+    expected = str(int(value)) if whole else str(value.normalize())
+    for text in data.draw(st.permutations(_spellings(value, zeros))):
+        record = f'{{"symbol":"A","price":{text},"size":{text},"ts":1}}'.encode()
+        columns = decode_columns([record])
+        batch = [] if columns is None else [columns.tick(0)]
+        for tick in [decode_tick(record), *batch]:
+            assert (str(tick.price), str(tick.size)) == (expected, expected), text
+
+
+@pytest.mark.parametrize("text", [b"0", b"-0", b"0.0", b"-0.0", b"0e5", b"-0E-8", b"0.00000000"])
+def test_a_zero_size_reads_as_0_whatever_its_sign_or_spelling(text: bytes) -> None:
+    tick = decode_tick(b'{"symbol":"A","price":1,"size":' + text + b',"ts":1}')
+    assert str(tick.size) == "0"
