@@ -43,6 +43,23 @@ class LocalContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+# Where Powertools keeps "is this invocation a cold start" (Logger's `cold_start` key, Metrics'
+# ColdStart metric): one flag per process, flipped by the first handler that logs. Lambda gives
+# each function its own process; here they share one, so each invoker sets the flags itself.
+_POWERTOOLS_COLD_START_FLAGS = (
+    ("aws_lambda_powertools.logging.logger", "is_cold_start"),
+    ("aws_lambda_powertools.metrics.provider.cold_start", "is_cold_start"),
+)
+
+
+def powertools_cold_start(cold: bool) -> None:
+    """Tells Powertools, if it is loaded, whether the coming invocation is its function's first."""
+    for module_name, flag in _POWERTOOLS_COLD_START_FLAGS:
+        module = sys.modules.get(module_name)
+        if module is not None:
+            setattr(module, flag, cold)
+
+
 def load_handler(path: str) -> HandlerFn:
     """`functions.aggregator.handler.handler` -> the function, imported once (a cold start)."""
     module_name, _, attribute = path.rpartition(".")
@@ -149,6 +166,7 @@ class InProcessInvoker:
 
     def _call(self, payload: dict[str, Any], context: LocalContext, outcome: dict[str, Any]) -> str | None:
         """Runs the handler on a worker thread; a message when it ran past its timeout."""
+        powertools_cold_start(self._handler is None)
         if self._handler is None:
             loading = time.perf_counter()
             self._handler = load_handler(self._handler_path)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import io
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -429,3 +431,24 @@ def test_dynamodb_stream_events_and_on_failure_records_have_their_own_shape() ->
     assert "KinesisBatchInfo" not in message
     assert message["DDBStreamBatchInfo"]["streamArn"] == stream
     assert message["DDBStreamBatchInfo"]["startSequenceNumber"] == "7"
+
+
+def test_each_functions_first_invocation_is_its_cold_start_though_they_share_a_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lambda runs each function in its own environment, so each one's first invocation logs
+    `"cold_start": true`; Powertools keeps the flag per process, which the runner shares."""
+    import functions.alarm_notifier.handler as notifier  # noqa: PLC0415 - a real Powertools handler
+
+    logs = io.StringIO()
+    stream_handler = notifier.logger.registered_handler
+    assert isinstance(stream_handler, logging.StreamHandler)
+    monkeypatch.setattr(stream_handler, "stream", logs)
+    monkeypatch.setattr(notifier.metrics, "namespace", "tickstream/test")
+    environment = {"POWERTOOLS_TRACE_DISABLED": "true"}
+    for name in ("first-function", "second-function"):
+        invoker = InProcessInvoker(notifier.__name__ + ".handler", name, f"arn:{name}", 128, 30, environment)
+        for _ in range(2):
+            assert invoker.invoke({"not": "sns"})[1] is None
+    cold = [json.loads(line)["cold_start"] for line in logs.getvalue().splitlines()]
+    assert cold == [True, False, True, False]
