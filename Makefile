@@ -9,7 +9,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: demo test lint bench bench-replay cost clean chromium package build-AggregatorFunction build-ChartBuilderFunction build-QuotePollerFunction
+.PHONY: demo test lint bench bench-replay cost clean chromium package build-AggregatorFunction build-ChartBuilderFunction build-QuotePollerFunction build-AlarmNotifierFunction
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,7 @@ lint: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
-# The Lambda artifacts (build/aggregator, build/charts, build/quote-poller and their zips), rebuilt when a source changes.
+# The Lambda artifacts (build/aggregator, build/charts, build/quote-poller, build/alarm-notifier and their zips), rebuilt when a source changes.
 PACKAGED := build/.packaged
 # Every product source: all but the tests, benchmarks, docs and what is built or hidden
 # (lambda_build/contents.py says which of them each function ships).
@@ -77,6 +77,9 @@ build-ChartBuilderFunction: $(PACKAGED)
 
 build-QuotePollerFunction: $(PACKAGED)
 	cp -R build/quote-poller/. "$(ARTIFACTS_DIR)"
+
+build-AlarmNotifierFunction: $(PACKAGED)
+	cp -R build/alarm-notifier/. "$(ARTIFACTS_DIR)"
 
 test: lint chromium $(CHECKOV_STAMP) $(SAM_STAMP) $(COMPOSE_SCHEMA) $(PACKAGED)
 	$(BIN)/pytest

@@ -70,17 +70,37 @@ QUOTE_POLLER = FunctionPackage(
     ("aws-lambda-powertools", "aws-xray-sdk", "orjson", "protobuf", "requests", "PyYAML", "tzdata"),
     zip_limit=SMALL_ZIP_LIMIT,
 )
-FUNCTIONS = (AGGREGATOR, CHART_BUILDER, QUOTE_POLLER)
+ALARM_NOTIFIER = FunctionPackage(
+    "alarm-notifier",
+    "AlarmNotifierFunction",
+    "functions.alarm_notifier.handler.handler",
+    (
+        "functions/__init__.py",
+        "functions/alarm_notifier",
+        "alerts/__init__.py",
+        "alerts/slack_webhook.py",
+        "alerts/webhook_config.py",
+        "webclients",
+    ),
+    ("aws-lambda-powertools", "aws-xray-sdk", "requests"),
+    zip_limit=SMALL_ZIP_LIMIT,
+)
+FUNCTIONS = (AGGREGATOR, CHART_BUILDER, QUOTE_POLLER, ALARM_NOTIFIER)
 
 
 def source_files(sources: Sequence[str], root: Path = PROJECT_ROOT) -> Iterator[Path]:
-    """The files of the given packages and single modules, sorted, without caches."""
+    """The files of the given packages and single modules, sorted, without caches, each once
+    (one function ships a module of a package another ships whole)."""
+    seen: set[Path] = set()
     for source in sources:
         path = root / source
-        if path.is_file():
-            yield path
-        else:
-            yield from sorted(p for p in path.rglob("*") if p.suffix in SOURCE_SUFFIXES)
+        found = (
+            [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in SOURCE_SUFFIXES)
+        )
+        for file in found:
+            if file not in seen:
+                seen.add(file)
+                yield file
 
 
 def every_function_source() -> tuple[str, ...]:

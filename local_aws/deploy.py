@@ -17,7 +17,9 @@ from local_aws.moto_gaps import (
     apply_event_invoke_config_gaps,
     apply_s3_gaps,
     apply_schedule_gaps,
+    apply_subscription_gaps,
     check_rules,
+    without_unmet_conditions,
 )
 from local_aws.stack import (
     StackDeployer,
@@ -175,7 +177,11 @@ def deploy_stack(
     key = upload_code(clients.client("s3"), bucket, build_code_zip())
     point_functions_at(sam, bucket, key)
     template = translate_template(sam, settings.region)
-    stack, action = deployer.deploy(template, parameters)
+    sent = template
+    if settings.endpoint_url is not None:
+        created = _stack_resources(clients, settings) if deployed else {}
+        sent = without_unmet_conditions(template, _context(template, parameters, {}, settings, ""), created)
+    stack, action = deployer.deploy(sent, parameters)
     # Any local endpoint: the embedded moto, moto in docker-compose, or an emulator whose own
     # CloudFormation already applied these (they are then set again to the same values).
     if settings.endpoint_url is not None:
@@ -201,22 +207,32 @@ def _context(
         account,
         settings.stack_name,
         template.get("Mappings", {}),
+        {logical: resource["Type"] for logical, resource in template.get("Resources", {}).items()},
     )
+
+
+def _stack_resources(clients: Clients, settings: Target) -> dict[str, str]:
+    """The deployed stack's resources: logical id -> physical id."""
+    cloudformation = clients.client("cloudformation")
+    try:
+        pages = cloudformation.get_paginator("list_stack_resources").paginate(StackName=settings.stack_name)
+        resources = [r for page in pages for r in page["StackResourceSummaries"] if "LogicalResourceId" in r]
+    except (ClientError, BotoCoreError) as exc:
+        raise StackError(f"reading stack {settings.stack_name}: {exc}") from exc
+    return {r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for r in resources}
 
 
 def _apply_what_moto_skipped(
     clients: Clients, settings: Target, template: dict[str, Any], parameters: dict[str, str]
 ) -> None:
-    cloudformation = clients.client("cloudformation")
+    physical_ids = _stack_resources(clients, settings)
     try:
-        pages = cloudformation.get_paginator("list_stack_resources").paginate(StackName=settings.stack_name)
-        resources = [r for page in pages for r in page["StackResourceSummaries"] if "LogicalResourceId" in r]
         account = clients.client("sts").get_caller_identity()["Account"]
     except (ClientError, BotoCoreError) as exc:
-        raise StackError(f"reading stack {settings.stack_name}: {exc}") from exc
-    physical_ids = {r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for r in resources}
+        raise StackError(f"reading the account of stack {settings.stack_name}: {exc}") from exc
     context = _context(template, parameters, physical_ids, settings, account)
     apply_s3_gaps(template, context, clients.client("s3"))
     apply_alarm_gaps(template, context, clients.client("cloudwatch"))
     apply_event_invoke_config_gaps(template, context, clients.client("lambda"))
     apply_schedule_gaps(template, context, clients.client("events"))
+    apply_subscription_gaps(template, context, clients.client("sns"))

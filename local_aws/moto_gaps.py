@@ -2,10 +2,13 @@
 
 moto 5.2's CloudFormation creates an S3 bucket with its encryption and tags only: bucket
 policies and website configurations in the template are dropped without a word, it has no
-model for AWS::CloudWatch::Alarm or AWS::Lambda::EventInvokeConfig at all, and a stack update
-keeps a schedule rule's first expression. Against a local
-endpoint, `tickstream up` applies them through the S3, CloudWatch, Lambda and EventBridge APIs, with their
-values resolved from the deployed stack, so the template stays the one description of them.
+model for AWS::CloudWatch::Alarm, AWS::Lambda::EventInvokeConfig or AWS::SNS::Subscription at
+all, a stack update keeps a schedule rule's first expression, and an update parses every
+changed resource, those whose condition is false too (a new code zip then fails on the quote
+poller's role, never created). Against a local endpoint, `tickstream up` sends the template
+without the resources whose condition is false and that the stack does not have, and
+applies the rest through the S3, CloudWatch, Lambda, EventBridge and SNS APIs, with their values
+resolved from the deployed stack, so the template stays the one description of them.
 An intrinsic this resolver does not know is an error, never a guess.
 """
 
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +40,7 @@ class StackContext:
     account: str
     stack_name: str
     mappings: Mapping[str, Any] = field(default_factory=dict)  # the template's Mappings
+    resource_types: Mapping[str, str] = field(default_factory=dict)  # logical id -> resource type
 
     def ref(self, name: str) -> Any:
         pseudo = {
@@ -56,8 +60,10 @@ class StackContext:
         raise UnsupportedTemplate(f"Ref to unknown name {name!r}")
 
     def attribute(self, logical: str, attribute: str) -> str:
-        """The attributes the gaps need: a bucket's ARN, a queue's name (from its URL)."""
+        """The attributes the gaps need: a function's or a bucket's ARN, a queue's name (from its URL)."""
         physical = self.physical_ids.get(logical, "")
+        if attribute == "Arn" and physical and self.resource_types.get(logical) == "AWS::Lambda::Function":
+            return f"arn:aws:lambda:{self.region}:{self.account}:function:{physical}"
         if attribute == "Arn" and physical and not physical.startswith("https://"):
             return f"arn:aws:s3:::{physical}"
         if attribute == "QueueName" and physical.startswith("https://"):
@@ -289,3 +295,44 @@ def apply_schedule_gaps(template: Mapping[str, Any], context: StackContext, even
     except (ClientError, BotoCoreError) as exc:
         raise StackError(f"setting the schedules moto's CloudFormation kept: {exc}") from exc
     return rules
+
+
+def apply_subscription_gaps(template: Mapping[str, Any], context: StackContext, sns: Any) -> list[str]:
+    """Subscribes the template's endpoints to its topics, which moto's CloudFormation skips;
+    returns the subscriptions' ARNs. SNS answers an existing subscription with its ARN."""
+    arns = []
+    try:
+        for _, _, properties in _deployed(template, context, ("AWS::SNS::Subscription",)):
+            unknown = set(properties) - {"TopicArn", "Protocol", "Endpoint"}
+            if unknown:
+                raise UnsupportedTemplate(
+                    f"subscription properties {sorted(unknown)} are not applied for moto"
+                )
+            answer = sns.subscribe(
+                TopicArn=properties["TopicArn"],
+                Protocol=properties["Protocol"],
+                Endpoint=properties["Endpoint"],
+                ReturnSubscriptionArn=True,
+            )
+            arns.append(answer["SubscriptionArn"])
+    except (ClientError, BotoCoreError) as exc:
+        raise StackError(f"creating the subscriptions moto's CloudFormation skipped: {exc}") from exc
+    return arns
+
+
+def without_unmet_conditions(
+    template: Mapping[str, Any], context: StackContext, created: Collection[str]
+) -> dict[str, Any]:
+    """The template without the resources and outputs whose condition is false for these
+    parameters, unless the stack already has them: an update then never parses a resource that
+    refers to one never created. What was created stays, as moto would not create it again."""
+    conditions = evaluate_conditions(template, context)
+
+    def met(entry: Mapping[str, Any]) -> bool:
+        return "Condition" not in entry or conditions[entry["Condition"]]
+
+    pruned = dict(template)
+    pruned["Resources"] = {k: v for k, v in template.get("Resources", {}).items() if met(v) or k in created}
+    if "Outputs" in template:
+        pruned["Outputs"] = {k: v for k, v in template["Outputs"].items() if met(v)}
+    return pruned

@@ -50,10 +50,17 @@ class StackOutputs:
     AlertStateTableName: str
     QuotePollerFunctionName: str = ""  # only with QuotePollMinutes > 0
     QuoteStateTableName: str = ""
+    AlarmNotifierFunctionName: str = ""  # absent from stacks deployed before it
 
     def function_names(self) -> frozenset[str]:
-        """The stack's functions: the aggregator, the chart builder, and the quote poller if deployed."""
-        names = {self.AggregatorFunctionName, self.ChartBuilderFunctionName, self.QuotePollerFunctionName}
+        """The stack's functions: the aggregator, the chart builder, the alarm notifier, and the
+        quote poller if deployed."""
+        names = {
+            self.AggregatorFunctionName,
+            self.ChartBuilderFunctionName,
+            self.QuotePollerFunctionName,
+            self.AlarmNotifierFunctionName,
+        }
         return frozenset(names - {""})
 
     @classmethod

@@ -15,13 +15,12 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from alerts.cooldown_table import CooldownTable
 from alerts.service import AlertReport, AlertService, rules_from_file
-from alerts.slack_webhook import SlackWebhook
+from alerts.webhook_config import WebhookUnavailable, configured_webhook
 from functions.chart_builder.service import ChartBuilder, Rebuilt
 from functions.chart_builder.settings import ChartSettings
 from market.bars import INTERVAL_SECONDS
@@ -56,20 +55,24 @@ def _build(settings: ChartSettings) -> tuple[ChartBuilder, AlertService | None]:
     )
     if settings.alert_table is None:
         return builder, None
-    url = settings.alert_webhook_url
-    if url is None and settings.alert_webhook_parameter:
-        url = parameters.get_parameter(settings.alert_webhook_parameter, decrypt=True)
-    if not url:
-        # A choice of the deployment, not a failure: said once per cold start, each alert at INFO.
-        logger.warning(
-            "no alert webhook configured (ALERT_WEBHOOK_URL or AlertWebhookParameter): "
-            "alerts are logged, not posted"
-        )
+    try:
+        webhook = configured_webhook(settings.alert_webhook_url, settings.alert_webhook_parameter)
+    except WebhookUnavailable:
+        # The charts matter more than the alerts: drawn, with the alerts logged, not posted.
+        logger.exception("alert webhook unreadable: alerts are logged, not posted")
+        webhook = None
+    else:
+        if webhook is None:
+            # A choice of the deployment, not a failure: said once per cold start, each alert at INFO.
+            logger.warning(
+                "no alert webhook configured (ALERT_WEBHOOK_URL or AlertWebhookParameter): "
+                "alerts are logged, not posted"
+            )
     alerts = AlertService(
         rules_from_file(settings.alert_rules_file),
         bars,
         CooldownTable(boto3.client("dynamodb"), settings.alert_table),
-        SlackWebhook(url) if url else None,
+        webhook,
         lambda symbol, interval: settings.site_url + chart_key(symbol, interval),
     )
     return builder, alerts

@@ -13,16 +13,11 @@ from typing import Any
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
+from local_aws.runner.async_invocations import DEFAULT_ASYNC_RETRIES, DEFAULT_MAX_EVENT_AGE_S, AsyncTarget
 from local_aws.runner.events import FunctionConfig, Mapping, SourceRecord
 from local_aws.runner.invoker import InvocationRecord
 from local_aws.runner.metrics import MetricDatum
-from local_aws.runner.schedules import (
-    DEFAULT_ASYNC_RETRIES,
-    DEFAULT_MAX_EVENT_AGE_S,
-    ScheduledTarget,
-    UnsupportedSchedule,
-    rate_seconds,
-)
+from local_aws.runner.schedules import ScheduledTarget, UnsupportedSchedule, rate_seconds
 from local_aws.runner.shard_processor import Fetch, ShardCheckpoint
 from stores.shard_reader import MAX_RECORDS_PER_GET, ShardInfo, ShardReader
 
@@ -112,18 +107,29 @@ def scheduled_targets(
 def _scheduled_target(
     rule: dict[str, Any], target: dict[str, Any], expression: str, lambda_client: Any
 ) -> ScheduledTarget:
-    function = lambda_client.get_function_configuration(FunctionName=target["Arn"])
-    try:
-        invoke_config = lambda_client.get_function_event_invoke_config(FunctionName=target["Arn"])
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-            raise
-        invoke_config = {}
+    invoked = async_target(lambda_client, target["Arn"])
     return ScheduledTarget(
         rule_arn=rule["Arn"],
         period_s=rate_seconds(expression),
         constant_input=target.get("Input"),
-        function=_function_config(function),
+        function=invoked.function,
+        max_retries=invoked.max_retries,
+        max_event_age_s=invoked.max_event_age_s,
+        on_failure_arn=invoked.on_failure_arn,
+    )
+
+
+def async_target(lambda_client: Any, function_arn: str) -> AsyncTarget:
+    """A function as asynchronous invocations reach it: its configuration and its invoke config."""
+    function = lambda_client.get_function_configuration(FunctionName=function_arn)
+    try:
+        invoke_config = lambda_client.get_function_event_invoke_config(FunctionName=function_arn)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        invoke_config = {}
+    return AsyncTarget(
+        _function_config(function),
         max_retries=int(invoke_config.get("MaximumRetryAttempts", DEFAULT_ASYNC_RETRIES)),
         max_event_age_s=int(invoke_config.get("MaximumEventAgeInSeconds", DEFAULT_MAX_EVENT_AGE_S)),
         on_failure_arn=invoke_config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
@@ -377,3 +383,64 @@ class CloudWatchMetrics:
                     )
         except (ClientError, BotoCoreError) as exc:
             raise RunnerIOError(f"publishing metrics: {exc}") from exc
+
+
+def alarm_subscribers(
+    sns: Any, lambda_client: Any, function_names: frozenset[str]
+) -> dict[str, list[tuple[str, AsyncTarget]]]:
+    """By topic ARN: the subscriptions (ARN, function) of these functions to SNS topics."""
+    found: dict[str, list[tuple[str, AsyncTarget]]] = {}
+    try:
+        for page in sns.get_paginator("list_subscriptions").paginate():
+            for subscription in page["Subscriptions"]:
+                endpoint = subscription.get("Endpoint", "")
+                if (
+                    subscription.get("Protocol") != "lambda"
+                    or endpoint.rsplit(":", 1)[-1] not in function_names
+                ):
+                    continue
+                found.setdefault(subscription["TopicArn"], []).append(
+                    (subscription["SubscriptionArn"], async_target(lambda_client, endpoint))
+                )
+    except (ClientError, BotoCoreError) as exc:
+        raise RunnerIOError(f"reading SNS subscriptions: {exc}") from exc
+    return found
+
+
+def metric_alarms(cloudwatch: Any) -> list[dict[str, Any]]:
+    try:
+        pages = cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"])
+        return [alarm for page in pages for alarm in page["MetricAlarms"]]
+    except (ClientError, BotoCoreError) as exc:
+        raise RunnerIOError(f"reading the alarms: {exc}") from exc
+
+
+class AlarmStateMarks:
+    """The state of each alarm the runner last acted on, in the RunnerCheckpointsTable."""
+
+    PREFIX = "alarm#"
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def load(self) -> dict[str, str]:
+        try:
+            pages = self._client.get_paginator("scan").paginate(TableName=self._table, ConsistentRead=True)
+            items = [item for page in pages for item in page["Items"]]
+        except (ClientError, BotoCoreError) as exc:
+            raise RunnerIOError(f"reading the alarm states acted on: {exc}") from exc
+        return {
+            item["mapping_shard"]["S"].removeprefix(self.PREFIX): item["state"]["S"]
+            for item in items
+            if item["mapping_shard"]["S"].startswith(self.PREFIX) and "state" in item
+        }
+
+    def save(self, alarm_name: str, state: str) -> None:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={"mapping_shard": {"S": self.PREFIX + alarm_name}, "state": {"S": state}},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise RunnerIOError(f"writing the state of alarm {alarm_name}: {exc}") from exc

@@ -1,5 +1,5 @@
 """Drives the stack's Kinesis and DynamoDB Streams event source mappings (one processor per
-shard) and its EventBridge schedules (one clock per rule).
+shard), its EventBridge schedules (one clock per rule) and its alarms' SNS actions.
 
 Shards and schedules are visited in turn, one batch or invocation at a time, so handlers run
 one at a time in this process (their environments differ). A child shard waits until its
@@ -15,14 +15,19 @@ from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, field
 from typing import Any
 
+from local_aws.runner.alarm_actions import AlarmChange, changes, notification, sns_event
+from local_aws.runner.async_invocations import AsyncQueue
 from local_aws.runner.aws_io import (
+    AlarmStateMarks,
     CloudWatchMetrics,
     DynamoCheckpoints,
     DynamoStreamSource,
     KinesisShardSource,
     LambdaLogWriter,
     SqsDestination,
+    alarm_subscribers,
     dynamodb_stream_shards,
+    metric_alarms,
     scheduled_targets,
     stream_mappings,
     stream_reader,
@@ -37,6 +42,8 @@ from stores.shard_reader import ShardInfo
 # Lambda polls each shard at a base rate of once per second (Lambda developer guide, Kinesis polling).
 POLL_INTERVAL_S = 1.0
 SHARD_REFRESH_S = 10.0
+# How often the runner reads the alarms' states: set-alarm-state acts at once on AWS.
+ALARM_READ_S = 1.0
 
 
 def ready_shards(shards: Iterable[ShardInfo], finished: MappingType[str, bool]) -> list[ShardInfo]:
@@ -83,6 +90,10 @@ class LoggedInvoker:
             )
         return answer
 
+    def invoke_error(self, event: dict[str, Any]) -> str | None:
+        """Invokes as an asynchronous invocation does: only the error, if any, matters."""
+        return self.invoke(event)[1]
+
 
 @dataclass
 class MappingRun:
@@ -99,6 +110,27 @@ class MappingRun:
             for name in vars(total):
                 setattr(total, name, getattr(total, name) + getattr(processor.stats, name))
         return total
+
+
+@dataclass
+class AlarmRun:
+    """The alarms' SNS actions towards the functions subscribed to their topics."""
+
+    subscribers: dict[str, list[tuple[str, str]]]  # topic ARN -> (subscription ARN, function name)
+    queues: dict[str, tuple[AsyncQueue, LoggedInvoker, SqsDestination | None]]  # by function name
+    marks: AlarmStateMarks
+    last_seen: dict[str, str]
+    next_read_s: float = 0.0
+    published: int = 0
+
+    def publish(self, change: AlarmChange, now_s: float) -> None:
+        """What CloudWatch and SNS do for a change: the notification to each subscribed function."""
+        _, _, _, region, account, _ = str(change.alarm.get("AlarmArn", "arn:aws:cloudwatch:::")).split(":", 5)
+        subject, message = notification(change, region, account)
+        for topic in change.topics():
+            for subscription, function in self.subscribers.get(topic, []):
+                self.queues[function][0].put(sns_event(topic, subscription, subject, message, now_s), now_s)
+                self.published += 1
 
 
 class LocalRunner:
@@ -120,6 +152,7 @@ class LocalRunner:
         self.runs: list[MappingRun] = []
         self.schedules: list[ScheduleRun] = []
         self._schedule_steps: list[Callable[[float], bool]] = []
+        self.alarms: AlarmRun | None = None
 
     def run(self, until_idle: bool, stop: threading.Event | None = None) -> list[MappingRun]:
         """Until every shard is caught up with no window open (until_idle), or until stopped.
@@ -129,6 +162,7 @@ class LocalRunner:
         stop = stop or threading.Event()
         self.runs = [self._start(m) for m in stream_mappings(self._client("lambda"), self._function_names)]
         self.start_schedules(self._clock())
+        self.start_alarms()
         next_refresh = 0.0
         while not stop.is_set():
             if self._clock() >= next_refresh:
@@ -136,6 +170,7 @@ class LocalRunner:
                     self._add_new_shards(run)
                 next_refresh = self._clock() + SHARD_REFRESH_S
             self.step_schedules(self._clock())
+            self.step_alarms(self._clock())
             progressed = False
             for run in self.runs:
                 finished = {shard_id: p.finished for shard_id, p in run.processors.items()}
@@ -182,6 +217,47 @@ class LocalRunner:
         ran = [step(now_s) for step in self._schedule_steps]
         return any(ran)
 
+    def start_alarms(self) -> AlarmRun:
+        """Reads the functions' subscriptions to SNS topics and the alarm states last acted on."""
+        found = alarm_subscribers(self._client("sns"), self._client("lambda"), self._function_names)
+        subscribers: dict[str, list[tuple[str, str]]] = {}
+        queues: dict[str, tuple[AsyncQueue, LoggedInvoker, SqsDestination | None]] = {}
+        for topic, subscriptions in found.items():
+            for subscription, target in subscriptions:
+                subscribers.setdefault(topic, []).append((subscription, target.function.name))
+                if target.function.name not in queues:
+                    queues[target.function.name] = (
+                        AsyncQueue(target),
+                        self._invoker(target.function),
+                        self._destination(target.on_failure_arn),
+                    )
+        marks = AlarmStateMarks(self._client("dynamodb"), self._checkpoints_table)
+        self.alarms = AlarmRun(subscribers, queues, marks, marks.load())
+        return self.alarms
+
+    def step_alarms(self, now_s: float) -> bool:
+        """Publishes the alarm changes seen since the last read (at most once a second) and runs
+        the deliveries due; True if any ran. Without subscribers it reads nothing."""
+        run = self.alarms
+        if run is None or not run.subscribers:
+            return False
+        if now_s >= run.next_read_s:
+            run.next_read_s = now_s + ALARM_READ_S
+            seen = changes(metric_alarms(self._client("cloudwatch")), run.last_seen)
+            for change in seen:
+                run.publish(change, now_s)
+        else:
+            seen = []
+        ran = False
+        for queue, logged, destination in run.queues.values():
+            on_failure = destination.send if destination is not None else None
+            ran = queue.run_due(now_s, logged.invoke_error, on_failure) or ran
+        # Marked once delivered: a runner stopped before has the next one publish them again.
+        for change in seen:
+            run.marks.save(change.name, change.new_state)
+            run.last_seen[change.name] = change.new_state
+        return ran
+
     def _schedule_step(self, run: ScheduleRun) -> Callable[[float], bool]:
         logged = self._invoker(run.target.function)
         destination = self._destination(run.target.on_failure_arn)
@@ -189,7 +265,7 @@ class LocalRunner:
         def step(now_s: float) -> bool:
             return run.step(
                 now_s,
-                lambda event: logged.invoke(event)[1],
+                logged.invoke_error,
                 destination.send if destination is not None else None,
             )
 

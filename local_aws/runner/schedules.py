@@ -11,11 +11,8 @@ What AWS documents, and what the runner does:
   AWS its event would wait in the function's queue); periods before the runner started do not.
 - The event is a "Scheduled Event" from aws.events with the rule's ARN in `resources` and the
   scheduled time in `time`, unless the target has a constant `Input`, which is sent instead.
-- EventBridge invokes the function asynchronously. A function error is retried
-  MaximumRetryAttempts times (default 2), one minute after the first attempt and two minutes
-  after the second; an event older than MaximumEventAgeInSeconds (default 6 hours) is dropped.
-  A dropped event goes to the OnFailure destination when there is one
-  (Lambda developer guide, "How Lambda handles errors and retries with asynchronous invocation").
+- EventBridge invokes the function asynchronously: retried, aged and dropped as
+  local_aws.runner.async_invocations says.
 """
 
 from __future__ import annotations
@@ -24,17 +21,19 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from local_aws.runner.events import FunctionConfig, iso_millis, iso_seconds
+from local_aws.runner.async_invocations import (
+    DEFAULT_ASYNC_RETRIES,
+    DEFAULT_MAX_EVENT_AGE_S,
+    AsyncQueue,
+    AsyncTarget,
+)
+from local_aws.runner.events import FunctionConfig, iso_seconds
 
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
-# Asynchronous invocation defaults (Lambda developer guide, asynchronous invocation).
-DEFAULT_ASYNC_RETRIES = 2
-DEFAULT_MAX_EVENT_AGE_S = 21_600
-RETRY_DELAYS_S = (60.0, 120.0)
 
 
 class UnsupportedSchedule(ValueError):
@@ -73,6 +72,10 @@ class ScheduledTarget:
     max_event_age_s: int = DEFAULT_MAX_EVENT_AGE_S
     on_failure_arn: str | None = None
 
+    @property
+    def async_target(self) -> AsyncTarget:
+        return AsyncTarget(self.function, self.max_retries, self.max_event_age_s, self.on_failure_arn)
+
     def event(self, at_s: float) -> dict[str, Any]:
         if self.constant_input is not None:
             given: dict[str, Any] = json.loads(self.constant_input)
@@ -92,57 +95,17 @@ class ScheduledTarget:
 
 
 @dataclass
-class PendingInvoke:
-    event: dict[str, Any]
-    scheduled_s: float  # when the event was created: its age counts from here
-    due_s: float
-    attempts: int = 0
-
-
-def failure_record(
-    target: ScheduledTarget, pending: PendingInvoke, condition: str, error: str | None, now_s: float
-) -> dict[str, Any]:
-    """The invocation record Lambda sends to an asynchronous OnFailure destination."""
-    response_context: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
-    record: dict[str, Any] = {
-        "version": "1.0",
-        "timestamp": iso_millis(now_s),
-        "requestContext": {
-            "requestId": str(uuid.uuid4()),
-            "functionArn": f"{target.function.arn}:$LATEST",
-            "condition": condition,
-            "approximateInvokeCount": pending.attempts,
-        },
-        "requestPayload": pending.event,
-        "responseContext": response_context,
-    }
-    if error is not None:
-        response_context["functionError"] = "Unhandled"
-        record["responsePayload"] = {"errorMessage": error}
-    return record
-
-
-@dataclass
-class ScheduleStats:
-    fired: int = 0
-    invokes: int = 0
-    errors: int = 0
-    retried: int = 0
-    dropped: int = 0
-
-
-@dataclass
 class ScheduleRun:
-    """One rule's clock and its queue of asynchronous invocations (first tries and retries)."""
+    """One rule's clock and its function's queue of asynchronous invocations."""
 
     target: ScheduledTarget
     next_fire_s: float
-    pending: list[PendingInvoke] = field(default_factory=list)
-    stats: ScheduleStats = field(default_factory=ScheduleStats)
+    queue: AsyncQueue
+    fired: int = 0
 
     @classmethod
     def starting(cls, target: ScheduledTarget, now_s: float) -> ScheduleRun:
-        return cls(target, next_fire(target.period_s, now_s))
+        return cls(target, next_fire(target.period_s, now_s), AsyncQueue(target.async_target))
 
     def step(
         self,
@@ -151,41 +114,9 @@ class ScheduleRun:
         on_failure: Callable[[dict[str, Any]], None] | None,
     ) -> bool:
         """Fires the schedule if due and runs the invocations due; True if anything ran."""
-        ran = False
         while self.next_fire_s <= now_s:
             fired_at = self.next_fire_s
-            self.pending.append(PendingInvoke(self.target.event(fired_at), fired_at, fired_at))
-            self.stats.fired += 1
+            self.queue.put(self.target.event(fired_at), fired_at)
+            self.fired += 1
             self.next_fire_s = fired_at + self.target.period_s
-        for pending in [p for p in self.pending if p.due_s <= now_s]:
-            self.pending.remove(pending)
-            ran = True
-            if now_s - pending.scheduled_s > self.target.max_event_age_s:
-                self._drop(pending, "EventAgeExceeded", None, now_s, on_failure)
-                continue
-            pending.attempts += 1
-            self.stats.invokes += 1
-            error = invoke(pending.event)
-            if error is None:
-                continue
-            self.stats.errors += 1
-            retries_done = pending.attempts - 1
-            if retries_done < self.target.max_retries:
-                pending.due_s = now_s + RETRY_DELAYS_S[min(retries_done, len(RETRY_DELAYS_S) - 1)]
-                self.pending.append(pending)
-                self.stats.retried += 1
-            else:
-                self._drop(pending, "RetriesExhausted", error, now_s, on_failure)
-        return ran
-
-    def _drop(
-        self,
-        pending: PendingInvoke,
-        condition: str,
-        error: str | None,
-        now_s: float,
-        on_failure: Callable[[dict[str, Any]], None] | None,
-    ) -> None:
-        self.stats.dropped += 1
-        if on_failure is not None:
-            on_failure(failure_record(self.target, pending, condition, error, now_s))
+        return self.queue.run_due(now_s, invoke, on_failure)

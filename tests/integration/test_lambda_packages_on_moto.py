@@ -28,15 +28,18 @@ from pytest_httpserver import HTTPServer
 
 from lambda_build.contents import (
     AGGREGATOR,
+    ALARM_NOTIFIER,
     CHART_BUILDER,
     LAMBDA_UNZIPPED_LIMIT,
     QUOTE_POLLER,
     FunctionPackage,
 )
+from local_aws.runner.alarm_actions import sns_event
 from local_aws.stack import StackDeployer, StackOutputs, load_template
 from stores.bars_table import BarsTable
 from tests.support.iam_policies import granted, role_policies
 from tests.support.local_stack import LocalStack, run_cli
+from tests.unit.test_alarm_notices import alarm
 from tickstream.settings import PROJECT_ROOT, TEMPLATE_PATH
 
 pytestmark = pytest.mark.integration
@@ -337,4 +340,40 @@ def test_packaged_quote_poller_puts_a_quote_with_its_key_from_secrets_manager(
     assert not granted(
         policies, "secretsmanager:GetSecretValue", secret["ARN"].replace(f"{stack}-key", "other-key")
     )
+    assert not granted(policies, "ssm:GetParameter", "arn:aws:ssm:us-east-1:123456789012:parameter/x")
+
+
+def test_packaged_alarm_notifier_posts_with_the_url_from_its_ssm_parameter(
+    local_stack: LocalStack,
+    tmp_path: Path,
+    http_server: HTTPServer,
+    artifact: Callable[[FunctionPackage], Task],
+) -> None:
+    notifier = artifact(ALARM_NOTIFIER)
+    stack = f"pkgalarm-{notifier.source}"
+    parameter = f"/tickstream/{stack}/alert-webhook"
+    http_server.expect_request("/services/T/B/pkg-token", method="POST").respond_with_data("ok")
+    local_stack.client("ssm").put_parameter(
+        Name=parameter, Type="SecureString", Value=http_server.url_for("/services/T/B/pkg-token")
+    )
+    outputs = local_stack.deploy(stack, 1, f"AlertWebhookParameter={parameter}", env=local_stack.env)
+    lambda_env = {
+        **_lambda_environment(local_stack),
+        "ALERT_WEBHOOK_PARAMETER": parameter,
+        "POWERTOOLS_SERVICE_NAME": "alarm-notifier",
+        "POWERTOOLS_METRICS_NAMESPACE": f"tickstream/{stack}",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+    topic = "arn:aws:sns:us-east-1:123456789012:alarms"
+    event = sns_event(topic, topic + ":sub", "ALARM", alarm(), 0.0)
+    modules = ["requests", "aws_lambda_powertools", "boto3"]
+    posted = _invoke(notifier.folder, _runtime(tmp_path), notifier.handler, event, lambda_env, modules)
+    assert posted["answer"] == {"sent": 1, "failed": 0, "skipped": 0, "unreadable": 0}
+    for module in modules[:-1]:
+        assert posted["origins"][module].startswith(str(notifier.folder)), module
+    (request, _), *_ = http_server.log
+    assert request.get_json()["text"].startswith(":red_circle: *ALARM* prod-aggregator-errors")
+    # The role reads this parameter and no other.
+    policies = role_policies(local_stack, outputs.AlarmNotifierFunctionName)
+    assert granted(policies, "ssm:GetParameter", f"arn:aws:ssm:us-east-1:123456789012:parameter{parameter}")
     assert not granted(policies, "ssm:GetParameter", "arn:aws:ssm:us-east-1:123456789012:parameter/x")

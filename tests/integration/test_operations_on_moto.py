@@ -139,7 +139,7 @@ def test_metrics_reach_cloudwatch_and_status_shows_the_flow(
     assert re.search(r"rejected\s+1 tick\(s\) quarantined to s3://\S+/rejected/, last 5 min", status.stdout)
     assert "DLQ     0 message(s)" in status.stdout
     assert "amazonaws.com" not in status.stdout  # a local stack names no AWS endpoint
-    assert "alarms  0 of 7 in ALARM" in status.stdout, status.stdout
+    assert "alarms  0 of 9 in ALARM" in status.stdout, status.stdout
 
 
 def test_the_templates_alarms_watch_this_stack_and_status_reports_one_firing(
@@ -161,6 +161,8 @@ def test_the_templates_alarms_watch_this_stack_and_status_reports_one_firing(
             "aggregator-throttles",
             "chart-builder-throttles",
             "dead-letter-queue",
+            "alarm-notifier-errors",
+            "alarm-notifier-failures",
         )
     }
     watched = {
@@ -175,7 +177,7 @@ def test_the_templates_alarms_watch_this_stack_and_status_reports_one_firing(
 
     cloudwatch.set_alarm_state(AlarmName="ops-dead-letter-queue", StateValue="ALARM", StateReason="test")
     status = run_cli(["status"], ops_stack.env)
-    assert "alarms  1 of 7 in ALARM: ops-dead-letter-queue" in status.stdout, status.stdout
+    assert "alarms  1 of 9 in ALARM: ops-dead-letter-queue" in status.stdout, status.stdout
     cloudwatch.set_alarm_state(AlarmName="ops-dead-letter-queue", StateValue="OK", StateReason="test")
 
 

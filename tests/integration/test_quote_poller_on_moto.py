@@ -256,7 +256,7 @@ def test_a_bad_answer_is_logged_and_counted_by_reason_and_the_poll_goes_on(
         r"1 without a tick \(rate_limited 1\), last 5 min",
         status.stdout,
     ), status.stdout
-    assert "alarms  0 of 9 in ALARM" in status.stdout
+    assert "alarms  0 of 11 in ALARM" in status.stdout
 
     group = "/aws/lambda/quotes-quote-poller"
     everything = local_stack.client("logs").filter_log_events(logGroupName=group)["events"]

@@ -4,12 +4,16 @@ template (mapping, schedule) after every update."""
 
 from __future__ import annotations
 
+import io
 import socket
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import local_aws.deploy
+from lambda_build.artifacts import build_code_zip
 from local_aws.embedded import free_local_port
 from local_aws.stack import StackDeployer, StackNotFound
 from tests.support.local_stack import LocalStack, clean_environment, run_cli, run_cli_in_process
@@ -100,3 +104,35 @@ def test_a_bad_value_on_a_fresh_port_starts_no_server(tmp_path: Path) -> None:
     assert not (tmp_path / "state").exists()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", port))  # still free: nothing was started on it
+
+
+def _newer_code() -> bytes:
+    """The code zip with a comment: other bytes, so another key, as after a `git pull`."""
+    buffer = io.BytesIO(build_code_zip())
+    with zipfile.ZipFile(buffer, "a") as archive:
+        archive.comment = b"a newer version"
+    return buffer.getvalue()
+
+
+def test_new_code_updates_a_stack_deployed_with_older_code(
+    local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto's update parses every changed function, the quote poller's too when its condition is
+    false; it once failed there on the role that was never created, so an upgrade could not deploy."""
+    _up(local_stack, "upgrade", "--shards", "1")
+    lambda_client = local_stack.client("lambda")
+    outputs = StackDeployer(local_stack.client("cloudformation"), "upgrade").outputs()
+    before = lambda_client.get_function(FunctionName=outputs.AggregatorFunctionName)["Code"]["Location"]
+    monkeypatch.setattr(local_aws.deploy, "build_code_zip", _newer_code)
+    assert "updated" in _up(local_stack, "upgrade")
+    after = lambda_client.get_function(FunctionName=outputs.AggregatorFunctionName)["Code"]["Location"]
+    assert after != before
+    described = StackDeployer(local_stack.client("cloudformation"), "upgrade").describe()
+    assert "QuotePollerFunctionName" not in {o["OutputKey"] for o in described.get("Outputs", [])}
+    # Turned on later, the poller is created then: it was left out, not created half.
+    _up(local_stack, "upgrade", "--parameter", "QuotePollMinutes=5")
+    poller = StackDeployer(local_stack.client("cloudformation"), "upgrade").outputs().QuotePollerFunctionName
+    assert (
+        lambda_client.get_function(FunctionName=poller)["Configuration"]["FunctionName"]
+        == "upgrade-quote-poller"
+    )

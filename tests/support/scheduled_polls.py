@@ -37,7 +37,8 @@ def main(start_s: float, steps: list[float], record: Path | None, function: str 
         runner.step_schedules(at)
     if record is not None:
         record.write_text(json.dumps(calls))
-    print(json.dumps({s.target.function.name: asdict(s.stats) for s in runner.schedules}))
+    counts = {s.target.function.name: {"fired": s.fired, **asdict(s.queue.stats)} for s in runner.schedules}
+    print(json.dumps(counts))
 
 
 if __name__ == "__main__":

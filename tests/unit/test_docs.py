@@ -22,11 +22,7 @@ FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 # Top-level folders whose files the docs name: every package, and the folders of data and text.
 PACKAGES = tuple(sorted({p.parent.name for p in ROOT.glob("*/__init__.py")} | {"docs", "infra", "tests"}))
-HANDLERS = [
-    "functions/aggregator/handler.py",
-    "functions/chart_builder/handler.py",
-    "functions/quote_poller/handler.py",
-]
+HANDLERS = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "functions").glob("*/handler.py"))
 
 
 def _prose(page: Path) -> str:

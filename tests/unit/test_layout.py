@@ -23,6 +23,7 @@ ALLOWED = {
     "functions.aggregator": {"market", "stores"},
     "functions.chart_builder": {"market", "stores", "alerts"},
     "functions.quote_poller": {"market", "producer", "webclients"},
+    "functions.alarm_notifier": {"alerts"},
     "lambda_build": set(),
     "local_aws": {"stores", "lambda_build"},
 }

@@ -113,7 +113,7 @@ def test_each_period_fires_once_and_periods_before_the_start_never() -> None:
     run_until(run, invoke, 200, sent)
     assert [at for at, _ in invoke.calls] == [60, 120, 180]
     assert [e["time"][-9:] for _, e in invoke.calls] == ["00:01:00Z", "00:02:00Z", "00:03:00Z"]
-    assert run.stats.fired == 3
+    assert run.fired == 3
 
 
 def test_periods_that_pass_while_a_handler_runs_still_fire() -> None:
@@ -137,7 +137,12 @@ def test_a_failed_invocation_is_retried_twice_after_one_then_two_minutes_by_defa
     assert record["requestPayload"] == invoke.calls[0][1]
     assert record["responseContext"]["functionError"] == "Unhandled"
     assert record["responsePayload"] == {"errorMessage": "RuntimeError: provider down"}
-    assert (run.stats.invokes, run.stats.errors, run.stats.retried, run.stats.dropped) == (3, 3, 2, 1)
+    assert (
+        run.queue.stats.invokes,
+        run.queue.stats.errors,
+        run.queue.stats.retried,
+        run.queue.stats.dropped,
+    ) == (3, 3, 2, 1)
     json.dumps(record)
 
 

@@ -111,10 +111,11 @@ def consume_stack(settings: Settings, until_idle: bool) -> None:
             f"({stats.failure_messages} OnFailure messages)"
         )
     for schedule in runner.schedules:
-        fired = schedule.stats
+        queue = schedule.queue.stats
         out().print(
-            f"{schedule.target.function.name}: {fired.fired} scheduled events, {fired.invokes} invocations, "
-            f"{fired.errors} errors, {fired.retried} retried, {fired.dropped} dropped"
+            f"{schedule.target.function.name}: {schedule.fired} scheduled events, "
+            f"{queue.invokes} invocations, {queue.errors} errors, "
+            f"{queue.retried} retried, {queue.dropped} dropped"
         )
 
 

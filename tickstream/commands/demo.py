@@ -26,7 +26,9 @@ from tickstream.commands.up import bring_up, deployer, site_url
 from tickstream.console import install_stop_handlers, out, state
 
 if TYPE_CHECKING:
-    pass
+    from local_aws.stack import StackOutputs
+    from tickstream.aws_clients import AwsClients
+    from tickstream.settings import Settings
 
 
 # The demo's backfill: two hours of event time before now, so the charts have candles to show.
@@ -37,6 +39,25 @@ HISTORY_RATE = 10.0
 # The demo's price alert: NVDA's live ticks trade 6 % above where its history ended, which the
 # default rule (2 % against the close 5 one-minute bars before) reports.
 DEMO_JUMP = ("NVDA", 6.0, 0.0)
+FORCED_REASON = "forced by the demo, as `aws cloudwatch set-alarm-state` does"
+
+
+def force_an_alarm(clients: AwsClients, settings: Settings, outputs: StackOutputs) -> str:
+    """The dead-letter queue's alarm set to ALARM and back to OK, each change delivered to the
+    alarm notifier as CloudWatch and SNS would: the chat messages a team would get. Its name."""
+    from local_aws.runner.runner import ALARM_READ_S
+    from tickstream.commands.consume import local_runner
+
+    name = f"{settings.stack_name}-dead-letter-queue"
+    runner = local_runner(clients, settings, outputs, frozenset({outputs.AlarmNotifierFunctionName}))
+    runner.start_alarms()
+    cloudwatch = clients.client("cloudwatch")
+    now = time.time()
+    for value in ("ALARM", "OK"):
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue=value, StateReason=FORCED_REASON)
+        now += ALARM_READ_S
+        runner.step_alarms(now)
+    return name
 
 
 def demo(
@@ -51,7 +72,13 @@ def demo(
     from producer.pipeline import ProduceOptions
     from producer.sources import Jump, SyntheticMarket
     from tickstream.aws_clients import AwsClients
-    from tickstream.demo.show import read_stream, show_alerts, show_bars, show_landing  # pandas: the demo's
+    from tickstream.demo.show import (  # pandas: the demo's
+        read_stream,
+        show_alarm_messages,
+        show_alerts,
+        show_bars,
+        show_landing,
+    )
     from tickstream.demo.webhook_receiver import WebhookReceiver
 
     bring_up(state.settings, None, [])
@@ -117,6 +144,9 @@ def demo(
             settings = dataclasses.replace(settings, alert_webhook_url=receiver.url)
         consume_stack(settings, until_idle=True)
         show_alerts(out(), receiver.received(), DEMO_JUMP[0])
+        before = len(receiver.received())
+        forced = force_an_alarm(clients, settings, outputs)
+        show_alarm_messages(out(), receiver.received()[before:], forced)
     bars_ok = show_bars(out(), clients, outputs, read_stream(clients, outputs.StreamName))
     site = site_url(state.settings, outputs)
     # What the chart builder's one-minute sweep draws once each chart's interval has passed.

@@ -22,18 +22,20 @@ FUNCTION_ALIASES = {
     "chart-builder": "ChartBuilderFunctionName",
     "charts": "ChartBuilderFunctionName",
     "quote-poller": "QuotePollerFunctionName",
+    "alarm-notifier": "AlarmNotifierFunctionName",
 }
 
 
 def function_name(outputs: StackOutputs, name: str) -> str:
-    """`aggregator`, `charts` or `quote-poller`, or a deployed function's full name."""
+    """A short name of FUNCTION_ALIASES, or a deployed function's full name."""
     alias = FUNCTION_ALIASES.get(name)
     if alias is not None:
         deployed = str(getattr(outputs, alias))
         if not deployed:
-            raise fail(
-                f"this stack has no {name}: deploy it with `tickstream up --parameter QuotePollMinutes=1`"
+            how = (
+                "tickstream up --parameter QuotePollMinutes=1" if name == "quote-poller" else "tickstream up"
             )
+            raise fail(f"this stack has no {name}: deploy it with `{how}`")
         return deployed
     known = outputs.function_names()
     if name not in known:
@@ -45,7 +47,8 @@ def logs(
     function: Annotated[
         str,
         typer.Argument(
-            metavar="FUNCTION", help="aggregator, chart-builder (or charts), quote-poller, or a full name."
+            metavar="FUNCTION",
+            help="aggregator, chart-builder (or charts), quote-poller, alarm-notifier, or a full name.",
         ),
     ],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,

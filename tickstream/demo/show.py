@@ -3,6 +3,7 @@ the injected jump sent a price alert."""
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -114,3 +115,12 @@ def show_alerts(out: Console, received: list[Any], jumped: str) -> None:
         )
     for body in received:
         out.print("alert posted to the local webhook receiver:", body.get("text", body), markup=False)
+
+
+def show_alarm_messages(out: Console, received: list[Any], alarm: str) -> None:
+    """What the alarm notifier posted for the alarm the demo forced (Slack's &gt; shown as >)."""
+    if not received:
+        out.print(f"no message for {alarm}: `tickstream logs alarm-notifier` tells why")
+    for body in received:
+        text = html.unescape(str(body.get("text", body)))
+        out.print("alarm posted to the local webhook receiver:", text, markup=False)

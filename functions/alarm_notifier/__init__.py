@@ -1,0 +1,1 @@
+"""The alarm notifier: CloudWatch alarm changes from the alarm topic to the team's chat."""
