@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lambda_build.artifacts import build_code_zip, point_functions_at, upload_code
 from local_aws.moto_gaps import (
+    MOTO_UNMODELLED_TYPES,
     StackContext,
     apply_alarm_gaps,
     apply_event_invoke_config_gaps,
@@ -179,8 +181,8 @@ def deploy_stack(
     template = translate_template(sam, settings.region)
     sent = template
     if settings.endpoint_url is not None:
-        created = _stack_resources(clients, settings) if deployed else {}
-        sent = without_unmet_conditions(template, _context(template, parameters, {}, settings, ""), created)
+        held = _resources_moto_holds(clients, settings) if deployed else set()
+        sent = without_unmet_conditions(template, _context(template, parameters, {}, settings, ""), held)
     stack, action = deployer.deploy(sent, parameters)
     # Any local endpoint: the embedded moto, moto in docker-compose, or an emulator whose own
     # CloudFormation already applied these (they are then set again to the same values).
@@ -220,6 +222,23 @@ def _stack_resources(clients: Clients, settings: Target) -> dict[str, str]:
     except (ClientError, BotoCoreError) as exc:
         raise StackError(f"reading stack {settings.stack_name}: {exc}") from exc
     return {r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for r in resources}
+
+
+def _resources_moto_holds(clients: Clients, settings: Target) -> set[str]:
+    """The deployed stack's resources as moto keeps them: those it created, and those of the
+    types it has no model for (it lists them without a name, and holds them as nothing, which
+    it cannot delete: leaving one out of an update would fail it)."""
+    try:
+        body = clients.client("cloudformation").get_template(StackName=settings.stack_name)["TemplateBody"]
+    except (ClientError, BotoCoreError) as exc:
+        raise StackError(f"reading the template of stack {settings.stack_name}: {exc}") from exc
+    deployed = json.loads(body) if isinstance(body, str) else body
+    unmodelled = {
+        logical
+        for logical, resource in deployed.get("Resources", {}).items()
+        if resource.get("Type") in MOTO_UNMODELLED_TYPES
+    }
+    return set(_stack_resources(clients, settings)) | unmodelled
 
 
 def _apply_what_moto_skipped(

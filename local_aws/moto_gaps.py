@@ -24,6 +24,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from local_aws.stack import StackError
 
+# What moto 5.2's CloudFormation creates nothing for; the functions below apply them.
+MOTO_UNMODELLED_TYPES = frozenset(
+    {
+        "AWS::CloudWatch::Alarm",
+        "AWS::Lambda::EventInvokeConfig",
+        "AWS::SNS::Subscription",
+        "AWS::S3::BucketPolicy",
+    }
+)
 _SUB_VARIABLE = re.compile(r"\$\{([^}]+)\}")
 NO_VALUE = object()
 
@@ -298,8 +307,15 @@ def apply_schedule_gaps(template: Mapping[str, Any], context: StackContext, even
 
 
 def apply_subscription_gaps(template: Mapping[str, Any], context: StackContext, sns: Any) -> list[str]:
-    """Subscribes the template's endpoints to its topics, which moto's CloudFormation skips;
-    returns the subscriptions' ARNs. SNS answers an existing subscription with its ARN."""
+    """Subscribes the template's endpoints to its topics, which moto's CloudFormation skips, and
+    unsubscribes what it subscribed before and no longer does (a changed AlertEmail): on the
+    template's topics, a subscription by a protocol the template subscribes with is the
+    template's. Returns the ARNs of the subscriptions kept. SNS answers an existing
+    subscription with its ARN."""
+    conditions = evaluate_conditions(template, context)
+    every = [r for r in template.get("Resources", {}).values() if r["Type"] == "AWS::SNS::Subscription"]
+    topics = {resolve(r["Properties"]["TopicArn"], context, conditions) for r in every}
+    protocols = {r["Properties"]["Protocol"] for r in every}
     arns = []
     try:
         for _, _, properties in _deployed(template, context, ("AWS::SNS::Subscription",)):
@@ -315,24 +331,29 @@ def apply_subscription_gaps(template: Mapping[str, Any], context: StackContext, 
                 ReturnSubscriptionArn=True,
             )
             arns.append(answer["SubscriptionArn"])
+        for topic in topics:
+            pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic)
+            for subscription in (s for page in pages for s in page["Subscriptions"]):
+                if subscription["Protocol"] in protocols and subscription["SubscriptionArn"] not in arns:
+                    sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
     except (ClientError, BotoCoreError) as exc:
-        raise StackError(f"creating the subscriptions moto's CloudFormation skipped: {exc}") from exc
+        raise StackError(f"applying the subscriptions moto's CloudFormation skipped: {exc}") from exc
     return arns
 
 
 def without_unmet_conditions(
-    template: Mapping[str, Any], context: StackContext, created: Collection[str]
+    template: Mapping[str, Any], context: StackContext, held: Collection[str]
 ) -> dict[str, Any]:
     """The template without the resources and outputs whose condition is false for these
-    parameters, unless the stack already has them: an update then never parses a resource that
-    refers to one never created. What was created stays, as moto would not create it again."""
+    parameters, unless moto holds them for the stack: an update then never parses a resource
+    that refers to one never created, and never has moto remove one it cannot."""
     conditions = evaluate_conditions(template, context)
 
     def met(entry: Mapping[str, Any]) -> bool:
         return "Condition" not in entry or conditions[entry["Condition"]]
 
     pruned = dict(template)
-    pruned["Resources"] = {k: v for k, v in template.get("Resources", {}).items() if met(v) or k in created}
+    pruned["Resources"] = {k: v for k, v in template.get("Resources", {}).items() if met(v) or k in held}
     if "Outputs" in template:
         pruned["Outputs"] = {k: v for k, v in template["Outputs"].items() if met(v)}
     return pruned

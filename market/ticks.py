@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -30,6 +30,7 @@ MAX_SIZE = Decimal(10_000_000)
 MAX_DECIMAL_PLACES = 8
 ZERO = Decimal(0)
 ONE = Decimal(1)
+MIN_PRECISION = 28  # the decimal module's default context
 # Event times outside [1970-01-01, 10000-01-01) cannot be bucketed into a UTC calendar day.
 MIN_TS_MS = 0
 MAX_TS_MS = 253_402_300_800_000
@@ -149,7 +150,8 @@ def _finite_decimal(value: object, reason: RejectReason, name: str) -> Decimal:
 def _storable(number: Decimal, limit: Decimal, reason: RejectReason, name: str) -> Decimal:
     """The number in one spelling whatever it was sent as (100, 100.0, 1e2 and 1E+2 are all
     Decimal("100")), so a bar's row holds the same text whichever path or memo decoded it."""
-    canonical = number.normalize()
+    # Exactly: the default context's 28 digits would round 1.000000000000000000000000000001 to 1.
+    canonical = number.normalize(Context(prec=max(MIN_PRECISION, len(number.as_tuple().digits))))
     exponent = canonical.as_tuple().exponent
     if number >= limit or (isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES):
         raise InvalidTick(

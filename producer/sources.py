@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from market.ticks import (
+    ZERO,
     InvalidTick,
     RejectReason,
     Tick,
@@ -169,15 +170,19 @@ class CsvReplay:
     def _tick(self, row: dict[str, str | None], line: int) -> Tick:
         try:
             symbol = validate_symbol(row["symbol"])
-            price = validate_price(_number(row["price"], RejectReason.BAD_PRICE))
-            size = validate_size(_number(row["size"], RejectReason.BAD_SIZE) if row["size"] else None)
+            sent_price = _number(row["price"], RejectReason.BAD_PRICE)
+            sent_size = _number(row["size"], RejectReason.BAD_SIZE) if row["size"] else ZERO
+            price, size = validate_price(sent_price), validate_size(sent_size)
             raw_ts = (row["ts"] or "").strip()
             ts_ms = validate_ts(int(raw_ts) if raw_ts.lstrip("-").isdigit() else raw_ts)
             tick_id = validate_id(row.get("id") or None)
         except InvalidTick as exc:
             raise BadCsvRow(self.path, line, str(exc)) from exc
         if tick_id is None:
-            digest = hashlib.blake2b(f"{line}|{symbol}|{price}|{size}|{ts_ms}".encode(), digest_size=6)
+            # From the numbers as written, not as stored: a replay of the file gives the ids an
+            # earlier run gave, whichever spelling tickstream stores (100.0 and 1e2 as 100).
+            text = f"{line}|{symbol}|{sent_price}|{sent_size}|{ts_ms}"
+            digest = hashlib.blake2b(text.encode(), digest_size=6)
             tick_id = f"csv-{digest.hexdigest()}:{line}"
         return Tick(symbol, price, size, ts_ms, tick_id)
 

@@ -94,11 +94,15 @@ def _explain_botocore(cause: BaseException, settings: Settings) -> str | None:
     return None
 
 
+# The title of the page moto's server (werkzeug) answers an exception in moto with.
+MOTO_CRASH_PAGE = "500 Internal Server Error"
+
+
 def _not_an_aws_answer(cause: BaseException) -> bool:
     """A body botocore cannot parse, or a web page: AWS APIs (and moto) answer XML or JSON. A 500
-    page is left out, as moto's own crashes are answered with one."""
+    page is left out, as moto's own crashes are answered with one (unparsed where XML was due)."""
     if isinstance(cause, ResponseParserError):
-        return True
+        return MOTO_CRASH_PAGE not in str(cause)
     if not isinstance(cause, ClientError):
         return False
     metadata = cause.response.get("ResponseMetadata", {})

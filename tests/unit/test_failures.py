@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from botocore.exceptions import ClientError, ConnectionClosedError, ProfileNotFound
+from botocore.parsers import ResponseParserError
 
 from local_aws.stack import StackError, StackNotFound
 from tickstream.failures import explain
@@ -52,3 +53,18 @@ def test_a_call_left_without_answer_says_which_call_before_where_to_look() -> No
         "reading stack tickstream: Connection was closed before we received a valid response"
     )
     assert "AWS_ENDPOINT_URL=http://127.0.0.1:4599" in line
+
+
+def test_moto_crashing_is_not_called_another_server_on_its_port() -> None:
+    """moto answers its own exceptions with werkzeug's 500 page, which botocore cannot parse as
+    XML; that is the stack's error, not a stranger on the port."""
+    local = Settings.from_environment({"AWS_ENDPOINT_URL": "http://127.0.0.1:4599"})
+    page = "b'<!doctype html>\\n<title>500 Internal Server Error</title>\\n<h1>Internal Server Error</h1>'"
+    crashed = ResponseParserError(f"Unable to parse response (syntax error), invalid XML received:\n{page}")
+    line = explain(wrapped(crashed), local)
+    assert "other than" not in line
+    assert "500 Internal Server Error" in line
+    stranger = ResponseParserError("Unable to parse response, invalid XML received:\nb'<html>welcome</html>'")
+    wrapped_stranger = StackError("updating stack tickstream")
+    wrapped_stranger.__cause__ = stranger
+    assert explain(wrapped_stranger, local) != "updating stack tickstream"

@@ -135,3 +135,24 @@ def test_a_jump_moves_only_its_symbol_by_its_percent_from_its_time() -> None:
 def test_a_malformed_jump_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="jump"):
         Jump.parse(text)
+
+
+def test_a_csv_rows_id_comes_from_its_numbers_as_written(tmp_path: Path) -> None:
+    """The ids of rows without one are those earlier versions gave (pinned), though 100.0, 1e2 and
+    0.1e3 are now all stored as 100: a replay of the file after an upgrade counts nothing twice."""
+    rows = ["AAA,100.0,1.50,1795475844085", "AAA,1e2,2E+1,1795475844086", "AAA,0.1e3,-0.0,1795475844087"]
+    path = tmp_path / "spelled.csv"
+    path.write_text("\n".join(["symbol,price,size,ts", *rows, "AAA,7,,1795475844088"]) + "\n")
+    ticks = list(CsvReplay(path).ticks())
+    assert [t.id for t in ticks] == [
+        "csv-092b600d46ae:2",
+        "csv-e7fdac4adcc6:3",
+        "csv-648022d51bc6:4",
+        "csv-b8f559f4d3e3:5",
+    ]
+    assert [(str(t.price), str(t.size)) for t in ticks] == [
+        ("100", "1.5"),
+        ("100", "20"),
+        ("100", "0"),
+        ("7", "0"),
+    ]

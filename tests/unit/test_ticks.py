@@ -46,6 +46,10 @@ def test_native_tick_is_accepted_with_exact_decimals() -> None:
         b'{"symbol":"A","price":1,"size":1e-400,"ts":1}',
         b'{"symbol":"A","price":1,"size":1.5E-400,"ts":1}',
         b'{"symbol":"A","price":1e-400,"ts":1}',
+        # More digits than the decimal module's default 28: rounding them must not pass them.
+        b'{"symbol":"A","price":1.000000000000000000000000000001,"ts":1}',
+        b'{"symbol":"A","price":9999999.9999999999999999999999,"ts":1}',
+        b'{"symbol":"A","price":1,"size":99999999999999999999999999999e-22,"ts":1}',
     ],
 )
 def test_too_precise_numbers_are_rejected_not_rounded(text: bytes) -> None:
