@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+
+from requests.utils import requote_uri
 
 from webclients.retrying_http import FetchError, RetryingHttp, redact
 
@@ -24,8 +26,11 @@ class SlackWebhook:
     def __init__(self, url: str, http: RetryingHttp | None = None) -> None:
         self._url = url
         self._http = http or RetryingHttp()
-        # Connection errors quote the URL or only its path; the token is in the path.
-        self._secrets = [url, urlsplit(url).path]
+        # Connection errors quote the URL, its path or its query, as given or as requests quotes
+        # them (a space as %20); the token is in the path, or for some services the query.
+        quoted = requote_uri(url)
+        parts = [url, quoted, *urlsplit(url)[2:4], *urlsplit(quoted)[2:4], unquote(urlsplit(url).path)]
+        self._secrets = sorted({p for p in parts if len(p) > 1}, key=len, reverse=True)
 
     def post(self, body: dict[str, Any]) -> Delivery:
         try:

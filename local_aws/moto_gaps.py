@@ -217,22 +217,41 @@ ALARM_PROPERTIES = (
 )
 
 
+# DescribeAlarms takes at most 100 names (CloudWatch API reference, DescribeAlarms).
+MAX_ALARM_NAMES = 100
+
+
 def apply_alarm_gaps(template: Mapping[str, Any], context: StackContext, cloudwatch: Any) -> list[str]:
-    """Creates the template's CloudWatch alarms, which moto's CloudFormation skips; returns their names."""
-    names = []
+    """Creates the template's CloudWatch alarms, which moto's CloudFormation skips; returns their names.
+
+    moto puts an alarm that is put again back to its first state; CloudWatch keeps the state of
+    an alarm it updates. So the state each had is set again, quietly: the runner reads no change
+    from it, and the chat gets no recovery that never happened.
+    """
+    requests = []
+    for _, _, properties in _deployed(template, context, ("AWS::CloudWatch::Alarm",)):
+        unknown = set(properties) - set(ALARM_PROPERTIES)
+        if unknown:
+            raise UnsupportedTemplate(f"alarm properties {sorted(unknown)} are not applied for moto")
+        if "AlarmName" not in properties:
+            raise UnsupportedTemplate("an alarm without AlarmName: name it in the template")
+        request = {k: properties[k] for k in ALARM_PROPERTIES if k in properties}
+        for number in ("Period", "EvaluationPeriods"):
+            request[number] = int(request[number])
+        request["Threshold"] = float(request["Threshold"])
+        requests.append(request)
+    names = [r["AlarmName"] for r in requests]
     try:
-        for _, _, properties in _deployed(template, context, ("AWS::CloudWatch::Alarm",)):
-            unknown = set(properties) - set(ALARM_PROPERTIES)
-            if unknown:
-                raise UnsupportedTemplate(f"alarm properties {sorted(unknown)} are not applied for moto")
-            if "AlarmName" not in properties:
-                raise UnsupportedTemplate("an alarm without AlarmName: name it in the template")
-            request = {k: properties[k] for k in ALARM_PROPERTIES if k in properties}
-            for number in ("Period", "EvaluationPeriods"):
-                request[number] = int(request[number])
-            request["Threshold"] = float(request["Threshold"])
+        before: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(names), MAX_ALARM_NAMES):
+            answer = cloudwatch.describe_alarms(AlarmNames=names[start : start + MAX_ALARM_NAMES])
+            before |= {a["AlarmName"]: a for a in answer["MetricAlarms"]}
+        for request in requests:
             cloudwatch.put_metric_alarm(**request)
-            names.append(request["AlarmName"])
+        for name, alarm in before.items():
+            cloudwatch.set_alarm_state(
+                AlarmName=name, StateValue=alarm["StateValue"], StateReason=alarm.get("StateReason", "")
+            )
     except (ClientError, BotoCoreError) as exc:
         raise StackError(f"creating the alarms moto's CloudFormation skipped: {exc}") from exc
     return names

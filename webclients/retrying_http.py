@@ -15,6 +15,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
+import urllib3
 
 # Statuses worth retrying: throttled, or the server's own trouble (RFC 9110 §15.6).
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -24,6 +25,24 @@ ATTEMPTS = 4
 BACKOFF_S = 1.0
 # A Retry-After beyond this is not waited for: the poll moves on and the next round tries again.
 MAX_WAIT_S = 120.0
+
+
+# A URL that cannot work: trying it again changes nothing.
+_NEVER_RETRIED = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+)
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """The request cannot have reached the server: no connection was made."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.exceptions.ConnectionError) and isinstance(
+        reason, urllib3.exceptions.NewConnectionError
+    )
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -120,7 +139,11 @@ class RetryingHttp:
         return self._call("GET", url, deadline, params=params)
 
     def post_json(self, url: str, body: Any) -> bytes:
-        return self._call("POST", url, None, json=body)
+        """Posts once more only when the last try cannot have arrived: a 429 or 5xx answer, or a
+        connection never made. A post that timed out waiting for its answer, or whose connection
+        dropped after it was sent, may have arrived: it is given up, not sent again. A redirect
+        is not followed (requests would follow it with a GET, without the body)."""
+        return self._call("POST", url, None, json=body, allow_redirects=False)
 
     def _call(self, method: str, url: str, deadline: float | None, **request: Any) -> bytes:
         problem = "no attempt"
@@ -132,9 +155,11 @@ class RetryingHttp:
                 response = self._session.request(method, url, timeout=TIMEOUT_S, **request)
             except requests.RequestException as exc:
                 problem = self.redact(f"{type(exc).__name__}: {exc}")
+                if isinstance(exc, _NEVER_RETRIED) or (method == "POST" and not _never_sent(exc)):
+                    raise FetchError(f"{problem}; not tried again") from None
             else:
                 if response.status_code not in RETRY_STATUSES:
-                    if response.status_code >= 400:
+                    if response.status_code >= 300:
                         raise FetchError(f"HTTP {response.status_code} {response.reason}")
                     return response.content
                 problem = f"HTTP {response.status_code} {response.reason}"

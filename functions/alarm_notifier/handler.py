@@ -38,7 +38,7 @@ def _environment() -> NotifierSettings:
 def messages_of(event: dict[str, Any]) -> list[str]:
     """The SNS messages of the event; records of another shape are passed on as empty messages,
     which are reported as unreadable."""
-    records = event.get("Records")
+    records = event.get("Records") if isinstance(event, dict) else None
     if not isinstance(records, list):
         return [""]
     texts = []
@@ -85,7 +85,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     except WebhookUnavailable:
         logger.exception("alarm webhook unreadable")
         webhook = None
-    report = notify(messages_of(event), webhook)
+    report = notify(messages_of(event), webhook, settings.cli_command)
     if webhook is None and settings.webhook_parameter is not None:
         # Failures, not a setting: a team that configured a webhook expects these messages.
         report.failed += [(change, "webhook URL unreadable") for change in report.unposted]

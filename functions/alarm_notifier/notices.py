@@ -11,7 +11,9 @@ message) and posts what this module returns. What is said, and what is left out:
 from __future__ import annotations
 
 import json
+import math
 import re
+import unicodedata
 from dataclasses import dataclass
 
 # The states of a metric alarm (CloudWatch API reference, MetricAlarm.StateValue).
@@ -54,18 +56,26 @@ class AlarmChange:
 
 
 def _text(message: dict[str, object], key: str) -> str:
+    """A string field, lone surrogates (which JSON allows and no log can write) replaced."""
     value = message.get(key)
-    return value if isinstance(value, str) else ""
+    return value.encode("utf-8", "replace").decode() if isinstance(value, str) else ""
 
 
 def _number(value: object) -> float | None:
+    """A finite JSON number; None for anything else, 10**400 and NaN included."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def read_alarm(text: str) -> AlarmChange:
     """The alarm change in an SNS message from CloudWatch, or UnreadableAlarm."""
+    if not text.strip():
+        raise UnreadableAlarm("no message: an event without SNS records, or an empty Message")
     try:
         message = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -79,7 +89,7 @@ def read_alarm(text: str) -> AlarmChange:
     trigger = trigger if isinstance(trigger, dict) else {}
     dimensions = trigger.get("Dimensions")
     pairs = tuple(
-        (str(d.get("name", "")), str(d.get("value", "")))
+        (_text(d, "name"), _text(d, "value"))
         for d in (dimensions if isinstance(dimensions, list) else [])
         if isinstance(d, dict)
     )
@@ -107,7 +117,12 @@ def worth_posting(change: AlarmChange) -> bool:
 def observed_value(reason: str) -> float | None:
     """The first datapoint CloudWatch names in its reason; None for a reason a person wrote."""
     match = _DATAPOINT.search(reason)
-    return float(match.group(1)) if match else None
+    if match is None:
+        return None
+    try:
+        return _number(float(match.group(1)))
+    except ValueError:  # "datapoint (1.2.3)" in a reason a person wrote
+        return None
 
 
 def _figure(value: float) -> str:
@@ -115,27 +130,31 @@ def _figure(value: float) -> str:
 
 
 def _escaped(text: str) -> str:
-    """Slack's mrkdwn reads &, < and > as markup: a reason naming `<b>` must stay text."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """On one line, and as text: Slack's mrkdwn reads &, < and > as markup (a reason naming
+    `<!channel>` must not call the channel), and a line break or a control character in a reason
+    could make a line of its own that looks like the notifier's."""
+    flat = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in text)
+    return " ".join(flat.split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _clipped(text: str) -> str:
     return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "\u2026"
 
 
-def hints(change: AlarmChange) -> list[str]:
-    """What to run first: the logs of the function the alarm watches, the stack's status, and for
-    the dead-letter queue, the redrive once the cause is fixed."""
+def hints(change: AlarmChange, command: str) -> list[str]:
+    """What to run first, each a command given whole (`command` is how the CLI reaches this
+    stack): the logs of the function the alarm watches, the stack's status, and for the
+    dead-letter queue, the redrive once the cause is fixed."""
     found = []
     for name, value in change.dimensions:
         if name == "FunctionName":
             alias = next((a for a in FUNCTION_ALIASES if value.endswith("-" + a)), value)
-            found.append(f"tickstream logs {alias} --since 1h")
+            found.append(f"`{command} logs {alias} --since 1h`")
         elif name == "service" and value in FUNCTION_ALIASES:
-            found.append(f"tickstream logs {value} --since 1h")
+            found.append(f"`{command} logs {value} --since 1h`")
         elif name == "QueueName":
-            found.append("tickstream redrive (once the cause is fixed)")
-    return [*found, "tickstream status"]
+            found.append(f"`{command} redrive` once the cause is fixed")
+    return [*found, f"`{command} status`"]
 
 
 def _watched(change: AlarmChange) -> str:
@@ -148,7 +167,7 @@ def _watched(change: AlarmChange) -> str:
     return ", ".join(part for part in (what, metric) if part)
 
 
-def chat_message(change: AlarmChange) -> dict[str, str]:
+def chat_message(change: AlarmChange, command: str = "tickstream") -> dict[str, str]:
     """A Slack-compatible incoming-webhook body: the alarm, what it watches, the value, what to run."""
     value = observed_value(change.reason)
     measured = "" if value is None else f" = {_figure(value)}"
@@ -166,5 +185,5 @@ def chat_message(change: AlarmChange) -> dict[str, str]:
     if value is None and change.reason:
         lines.append("reason: " + _escaped(_clipped(change.reason)))
     if change.new_state == ALARM:
-        lines.append("look at: " + ", ".join(f"`{hint}`" for hint in hints(change)))
+        lines.append("look at: " + ", ".join(_escaped(hint) for hint in hints(change, command)))
     return {"text": "\n".join(lines)}

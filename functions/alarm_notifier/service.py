@@ -35,7 +35,8 @@ class NotifyReport:
     unreadable: list[str] = field(default_factory=list)  # why each message could not be read
 
 
-def notify(messages: Iterable[str], notifier: Notifier | None) -> NotifyReport:
+def notify(messages: Iterable[str], notifier: Notifier | None, command: str) -> NotifyReport:
+    """`command` is how the CLI reaches this stack, for the hints of each message."""
     report = NotifyReport()
     for text in messages:
         try:
@@ -48,7 +49,7 @@ def notify(messages: Iterable[str], notifier: Notifier | None) -> NotifyReport:
         elif notifier is None:
             report.unposted.append(change)
         else:
-            delivery = notifier.post(chat_message(change))
+            delivery = notifier.post(chat_message(change, command))
             if delivery.delivered:
                 report.sent.append(change)
             else:

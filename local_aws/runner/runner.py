@@ -241,21 +241,24 @@ class LocalRunner:
         run = self.alarms
         if run is None or not run.subscribers:
             return False
+        ran = False
         if now_s >= run.next_read_s:
             run.next_read_s = now_s + ALARM_READ_S
-            seen = changes(metric_alarms(self._client("cloudwatch")), run.last_seen)
-            for change in seen:
+            for change in changes(metric_alarms(self._client("cloudwatch")), run.last_seen):
                 run.publish(change, now_s)
-        else:
-            seen = []
+                ran = self._deliver(run, now_s) or ran
+                # Marked once delivered, change by change: a runner stopped before a change was
+                # marked delivers that one again, and only that one.
+                run.marks.save(change.name, change.new_state)
+                run.last_seen[change.name] = change.new_state
+        return self._deliver(run, now_s) or ran
+
+    def _deliver(self, run: AlarmRun, now_s: float) -> bool:
+        """Runs the SNS deliveries due (first tries and retries); True if any ran."""
         ran = False
         for queue, logged, destination in run.queues.values():
             on_failure = destination.send if destination is not None else None
             ran = queue.run_due(now_s, logged.invoke_error, on_failure) or ran
-        # Marked once delivered: a runner stopped before has the next one publish them again.
-        for change in seen:
-            run.marks.save(change.name, change.new_state)
-            run.last_seen[change.name] = change.new_state
         return ran
 
     def _schedule_step(self, run: ScheduleRun) -> Callable[[float], bool]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aws_lambda_powertools.utilities import parameters
@@ -106,6 +106,9 @@ def test_a_first_ok_and_a_message_that_is_no_alarm_are_not_posted_nor_raised(
     assert answer == {"sent": 0, "failed": 0, "skipped": 1, "unreadable": 2}
     assert invoke({"Records": [{"EventSource": "aws:sns"}]})["unreadable"] == 1
     assert invoke({"not": "sns"})["unreadable"] == 1
+    odd_events: list[object] = [None, [], "text"]
+    for odd in odd_events:
+        assert invoke(cast(dict[str, Any], odd))["unreadable"] == 1
     assert http_server.log == []
     assert metrics_of(printed.read())["AlarmMessagesUnreadable"] == 1
 

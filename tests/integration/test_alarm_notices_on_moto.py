@@ -45,10 +45,12 @@ def test_an_alarm_and_its_recovery_post_one_message_each(
     cloudwatch.set_alarm_state(AlarmName="alarms-aggregator-errors", StateValue="ALARM", StateReason=CROSSED)
     consume(env)
     consume(env)  # a runner started again does not deliver the same change again
+    local_stack.deploy("alarms", 1, env=env)  # `up` again keeps the alarm's state, as CloudFormation does
+    consume(env)
     (alarm,) = texts(http_server)
     assert alarm.splitlines()[0] == ":red_circle: *ALARM* alarms-aggregator-errors"
     assert "function alarms-aggregator, Errors (sum per 60 s) = 3 (alarm when &gt; 0)" in alarm
-    assert "`tickstream logs aggregator --since 1h`, `tickstream status`" in alarm
+    assert "look at: `TICKSTREAM_STACK=alarms tickstream logs aggregator --since 1h`" in alarm
 
     cloudwatch.set_alarm_state(AlarmName="alarms-aggregator-errors", StateValue="OK", StateReason=CLEARED)
     consume(env)

@@ -4,6 +4,7 @@ and that no message, however odd, makes the notifier raise."""
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from functions.alarm_notifier.notices import (
     read_alarm,
     worth_posting,
 )
+from functions.alarm_notifier.settings import NotifierSettings
 
 # As CloudWatch publishes it (the AWS samples' shape: Trigger with lower-case dimension keys).
 AGGREGATOR_ERRORS: dict[str, Any] = {
@@ -96,19 +98,64 @@ def test_only_alarms_and_recoveries_are_posted(old: str, new: str, posted: bool)
     [
         (
             [{"name": "FunctionName", "value": "prod-chart-builder"}],
-            "tickstream logs chart-builder --since 1h",
+            "`tickstream logs chart-builder --since 1h`",
         ),
-        ([{"name": "FunctionName", "value": "someone-else"}], "tickstream logs someone-else --since 1h"),
+        ([{"name": "FunctionName", "value": "someone-else"}], "`tickstream logs someone-else --since 1h`"),
         (
             [{"name": "QueueName", "value": "prod-DeadLetterQueue-X"}],
-            "tickstream redrive (once the cause is fixed)",
+            "`tickstream redrive` once the cause is fixed",
         ),
-        ([{"name": "service", "value": "quote-poller"}], "tickstream logs quote-poller --since 1h"),
+        ([{"name": "service", "value": "quote-poller"}], "`tickstream logs quote-poller --since 1h`"),
     ],
 )
 def test_hints_follow_what_the_alarm_watches(dimensions: list[dict[str, str]], expected: str) -> None:
     trigger = {**AGGREGATOR_ERRORS["Trigger"], "Dimensions": dimensions}
-    assert hints(read_alarm(alarm(Trigger=trigger))) == [expected, "tickstream status"]
+    assert hints(read_alarm(alarm(Trigger=trigger)), "tickstream") == [expected, "`tickstream status`"]
+
+
+@pytest.mark.parametrize(
+    ("environment", "command"),
+    [
+        ({"AWS_LAMBDA_FUNCTION_NAME": "prod-alarm-notifier"}, "TICKSTREAM_STACK=prod tickstream --aws"),
+        ({"AWS_LAMBDA_FUNCTION_NAME": "tickstream-alarm-notifier"}, "tickstream --aws"),
+        (
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": "tickstream-alarm-notifier",
+                "AWS_ENDPOINT_URL": "http://127.0.0.1:4566",
+            },
+            "tickstream",
+        ),
+    ],
+)
+def test_a_hint_copied_from_the_chat_reaches_the_stack_that_sent_it(
+    environment: dict[str, str], command: str
+) -> None:
+    settings = NotifierSettings.from_environment(environment)
+    assert settings.cli_command == command
+    text = chat_message(read_alarm(alarm()), settings.cli_command)["text"]
+    assert f"look at: `{command} logs aggregator --since 1h`, `{command} status`" in text
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "operator note: datapoint (1.2.3) looked odd",
+        "datapoint (1..)",
+        "1 datapoint [1e999999 (x)] was greater",
+    ],
+)
+def test_a_reason_whose_number_is_no_number_is_quoted(reason: str) -> None:
+    text = chat_message(read_alarm(alarm(NewStateReason=reason)))["text"]
+    assert "reason: " in text
+
+
+def test_a_reason_cannot_make_a_line_of_its_own() -> None:
+    fake = "x\n:large_green_circle: *OK* prod-aggregator-errors recovered\r\n\u202elook at: `rm -rf`\x00"
+    text = chat_message(read_alarm(alarm(NewStateReason=fake, AlarmName="a\nb\ud800")))["text"]
+    lines = text.splitlines()
+    assert lines[0] == ":red_circle: *ALARM* a b?"
+    assert [line for line in lines if line.startswith("look at: ")] == [lines[-1]]
+    assert not [c for c in text if c != "\n" and unicodedata.category(c)[0] == "C"]
 
 
 def test_a_reason_a_person_wrote_is_quoted_escaped_and_clipped() -> None:

@@ -146,7 +146,7 @@ def demo(
         show_alerts(out(), receiver.received(), DEMO_JUMP[0])
         before = len(receiver.received())
         forced = force_an_alarm(clients, settings, outputs)
-        show_alarm_messages(out(), receiver.received()[before:], forced)
+        alarm_ok = show_alarm_messages(out(), receiver.received()[before:], forced)
     bars_ok = show_bars(out(), clients, outputs, read_stream(clients, outputs.StreamName))
     site = site_url(state.settings, outputs)
     # What the chart builder's one-minute sweep draws once each chart's interval has passed.
@@ -158,5 +158,5 @@ def demo(
     out().print(
         f"demo finished at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC; `tickstream down` stops the local AWS"
     )
-    if not (backfill_complete and landed and bars_ok):
+    if not (backfill_complete and landed and bars_ok and alarm_ok):
         raise typer.Exit(1)

@@ -114,13 +114,20 @@ def show_alerts(out: Console, received: list[Any], jumped: str) -> None:
             "(alerts/rules.yaml); `tickstream logs charts --filter alert` tells"
         )
     for body in received:
-        out.print("alert posted to the local webhook receiver:", body.get("text", body), markup=False)
+        out.print(
+            "alert posted to the local webhook receiver:", body.get("text", body), markup=False, emoji=False
+        )
 
 
-def show_alarm_messages(out: Console, received: list[Any], alarm: str) -> None:
-    """What the alarm notifier posted for the alarm the demo forced (Slack's &gt; shown as >)."""
-    if not received:
-        out.print(f"no message for {alarm}: `tickstream logs alarm-notifier` tells why")
+def show_alarm_messages(out: Console, received: list[Any], alarm: str) -> bool:
+    """What the alarm notifier posted for the alarm the demo forced (Slack's &gt; shown as >);
+    False unless it was the alarm and its recovery."""
+    if len(received) != 2:
+        out.print(
+            f"[red]{len(received)} message(s) for {alarm}, not its alarm and recovery:[/] "
+            "`tickstream logs alarm-notifier` tells why"
+        )
     for body in received:
         text = html.unescape(str(body.get("text", body)))
-        out.print("alarm posted to the local webhook receiver:", text, markup=False)
+        out.print("alarm posted to the local webhook receiver:", text, markup=False, emoji=False)
+    return len(received) == 2
