@@ -32,9 +32,10 @@ class SlackWebhook:
         parts = [url, quoted, *urlsplit(url)[2:4], *urlsplit(quoted)[2:4], unquote(urlsplit(url).path)]
         self._secrets = sorted({p for p in parts if len(p) > 1}, key=len, reverse=True)
 
-    def post(self, body: dict[str, Any]) -> Delivery:
+    def post(self, body: dict[str, Any], deadline: float | None = None) -> Delivery:
+        """`deadline` (time.monotonic) bounds the waits between tries: past it, the post is given up."""
         try:
-            self._http.post_json(self._url, body)
+            self._http.post_json(self._url, body, deadline)
         except FetchError as exc:
             return Delivery(False, redact(str(exc), self._secrets))
         return Delivery(True)

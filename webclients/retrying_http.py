@@ -21,6 +21,8 @@ import urllib3
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # (connect, read) seconds; connect slightly above a multiple of 3 s, TCP's retransmission step.
 TIMEOUT_S = (3.05, 15.0)
+# The shortest read a request is given when its deadline is near.
+MIN_READ_S = 1.0
 ATTEMPTS = 4
 BACKOFF_S = 1.0
 # A Retry-After beyond this is not waited for: the poll moves on and the next round tries again.
@@ -138,12 +140,12 @@ class RetryingHttp:
         """
         return self._call("GET", url, deadline, params=params)
 
-    def post_json(self, url: str, body: Any) -> bytes:
+    def post_json(self, url: str, body: Any, deadline: float | None = None) -> bytes:
         """Posts once more only when the last try cannot have arrived: a 429 or 5xx answer, or a
         connection never made. A post that timed out waiting for its answer, or whose connection
         dropped after it was sent, may have arrived: it is given up, not sent again. A redirect
         is not followed (requests would follow it with a GET, without the body)."""
-        return self._call("POST", url, None, json=body, allow_redirects=False)
+        return self._call("POST", url, deadline, json=body, allow_redirects=False)
 
     def _call(self, method: str, url: str, deadline: float | None, **request: Any) -> bytes:
         problem = "no attempt"
@@ -151,8 +153,11 @@ class RetryingHttp:
             if self._limiter is not None:
                 self._limiter.acquire(deadline)
             wait = BACKOFF_S * 2**attempt
+            timeout = TIMEOUT_S
+            if deadline is not None:  # no read waits past the deadline either
+                timeout = (TIMEOUT_S[0], max(MIN_READ_S, min(TIMEOUT_S[1], deadline - self._clock())))
             try:
-                response = self._session.request(method, url, timeout=TIMEOUT_S, **request)
+                response = self._session.request(method, url, timeout=timeout, **request)
             except requests.RequestException as exc:
                 problem = self.redact(f"{type(exc).__name__}: {exc}")
                 if isinstance(exc, _NEVER_RETRIED) or (method == "POST" and not _never_sent(exc)):

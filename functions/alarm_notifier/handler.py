@@ -9,6 +9,7 @@ five minutes), so a rotated URL needs no redeploy, and it is never logged.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -26,6 +27,9 @@ logger = Logger(service="alarm-notifier")
 metrics = Metrics(service="alarm-notifier")
 tracer = Tracer(service="alarm-notifier")
 _built: NotifierSettings | None = None
+# Kept back from the function's timeout: a webhook that makes the posts wait is given up in time
+# for the failure to be logged and counted, rather than cut off by Lambda and retried.
+RESERVED_FOR_REPORTING_S = 10.0
 
 
 def _environment() -> NotifierSettings:
@@ -85,7 +89,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     except WebhookUnavailable:
         logger.exception("alarm webhook unreadable")
         webhook = None
-    report = notify(messages_of(event), webhook, settings.cli_command)
+    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - RESERVED_FOR_REPORTING_S
+    report = notify(messages_of(event), webhook, settings.cli_command, deadline)
     if webhook is None and settings.webhook_parameter is not None:
         # Failures, not a setting: a team that configured a webhook expects these messages.
         report.failed += [(change, "webhook URL unreadable") for change in report.unposted]

@@ -23,7 +23,7 @@ from functions.alarm_notifier.notices import (
 
 
 class Notifier(Protocol):
-    def post(self, body: dict[str, Any]) -> Delivery: ...
+    def post(self, body: dict[str, Any], deadline: float | None = None) -> Delivery: ...
 
 
 @dataclass
@@ -35,8 +35,11 @@ class NotifyReport:
     unreadable: list[str] = field(default_factory=list)  # why each message could not be read
 
 
-def notify(messages: Iterable[str], notifier: Notifier | None, command: str) -> NotifyReport:
-    """`command` is how the CLI reaches this stack, for the hints of each message."""
+def notify(
+    messages: Iterable[str], notifier: Notifier | None, command: str, deadline: float | None = None
+) -> NotifyReport:
+    """`command` is how the CLI reaches this stack, for the hints of each message; `deadline`
+    (time.monotonic) is when posting must stop, for the invocation to end in time."""
     report = NotifyReport()
     for text in messages:
         try:
@@ -49,7 +52,7 @@ def notify(messages: Iterable[str], notifier: Notifier | None, command: str) -> 
         elif notifier is None:
             report.unposted.append(change)
         else:
-            delivery = notifier.post(chat_message(change, command))
+            delivery = notifier.post(chat_message(change, command), deadline)
             if delivery.delivered:
                 report.sent.append(change)
             else:

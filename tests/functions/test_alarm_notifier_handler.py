@@ -61,8 +61,8 @@ def printed(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch)
     return Printed(logs, capsys)
 
 
-def invoke(request: dict[str, Any]) -> dict[str, int]:
-    context = LocalContext("prod-alarm-notifier", "arn:aws:lambda:us-east-1:1:function:x", 256, 60)
+def invoke(request: dict[str, Any], timeout_s: int = 60) -> dict[str, int]:
+    context = LocalContext("prod-alarm-notifier", "arn:aws:lambda:us-east-1:1:function:x", 256, timeout_s)
     answer: dict[str, int] = notifier_handler.handler(request, context)
     return answer
 
@@ -150,3 +150,15 @@ def test_without_a_webhook_alarms_are_logged_not_posted(
     configured.delenv("ALERT_WEBHOOK_PARAMETER", raising=False)
     assert invoke(event(alarm())) == {"sent": 0, "failed": 0, "skipped": 1, "unreadable": 0}
     assert "alarm not posted (no webhook)" in printed.read()
+
+
+def test_a_webhook_that_asks_to_wait_past_the_timeout_is_given_up_in_time(
+    configured: pytest.MonkeyPatch, http_server: HTTPServer, printed: Printed
+) -> None:
+    """Lambda would end the invocation and retry it, uncounted: the post is given up before."""
+    configured.setenv("ALERT_WEBHOOK_URL", http_server.url_for(PATH))
+    http_server.expect_request(PATH).respond_with_data("slow down", status=429, headers={"Retry-After": "30"})
+    assert invoke(event(alarm()), timeout_s=15)["failed"] == 1
+    output = printed.read()
+    assert "no time left for a 30 s wait" in output
+    assert len(http_server.log) == 1

@@ -117,6 +117,15 @@ def consume_stack(settings: Settings, until_idle: bool) -> None:
             f"{queue.invokes} invocations, {queue.errors} errors, "
             f"{queue.retried} retried, {queue.dropped} dropped"
         )
+    alarms = runner.alarms
+    if alarms is not None and alarms.queues:
+        out().print(f"alarm actions: {alarms.published} SNS notification(s) of alarm changes")
+        for name, (deliveries, _, _) in alarms.queues.items():
+            done = deliveries.stats
+            out().print(
+                f"{name}: {done.invokes} invocations, {done.errors} errors, "
+                f"{done.retried} retried, {done.dropped} dropped"
+            )
 
 
 def redrive() -> None:
