@@ -41,7 +41,7 @@ class Cooldowns(Protocol):
 
 
 class Notifier(Protocol):
-    def post(self, body: dict[str, Any]) -> Delivery: ...
+    def post(self, body: dict[str, Any], deadline: float | None = None) -> Delivery: ...
 
 
 @dataclass
@@ -67,7 +67,11 @@ class AlertService:
         self._notifier = notifier
         self._chart_url = chart_url
 
-    def check(self, series: Iterable[tuple[str, str]], now_ms: int) -> AlertReport:
+    def check(
+        self, series: Iterable[tuple[str, str]], now_ms: int, deadline: float | None = None
+    ) -> AlertReport:
+        """`deadline` (time.monotonic) is when posting must stop, for the invocation to end in
+        time: an alert whose post is cut off by Lambda would be retried with its cooldown claimed."""
         report = AlertReport()
         for symbol, interval in sorted(series):
             rules = self._rules.for_series(symbol, interval)
@@ -91,7 +95,7 @@ class AlertService:
                 if self._notifier is None:
                     report.unposted.append(alert)
                     continue
-                delivery = self._notifier.post(message(alert, self._chart_url(symbol, interval)))
+                delivery = self._notifier.post(message(alert, self._chart_url(symbol, interval)), deadline)
                 if delivery.delivered:
                     report.sent.append(alert)
                 else:

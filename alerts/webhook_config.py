@@ -24,4 +24,9 @@ def configured_webhook(url: str | None, parameter: str | None) -> SlackWebhook |
             url = str(parameters.get_parameter(parameter, decrypt=True, max_age=URL_MAX_AGE_S))
         except parameters.exceptions.GetParameterError as exc:
             raise WebhookUnavailable(f"reading SSM parameter {parameter}: {exc}") from exc
-    return SlackWebhook(url) if url else None
+    if not url:
+        return None
+    try:
+        return SlackWebhook(url)
+    except ValueError as exc:  # "http://[hooks…": the message would quote the URL
+        raise WebhookUnavailable(f"the webhook URL is not a URL ({type(exc).__name__})") from None

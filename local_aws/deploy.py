@@ -187,7 +187,7 @@ def deploy_stack(
     # Any local endpoint: the embedded moto, moto in docker-compose, or an emulator whose own
     # CloudFormation already applied these (they are then set again to the same values).
     if settings.endpoint_url is not None:
-        _apply_what_moto_skipped(clients, settings, template, parameters)
+        _apply_what_moto_skipped(clients, settings, template, parameters, deployed)
     changed = {k: (deployed[k], v) for k, v in parameters.items() if k in deployed and deployed[k] != v}
     return Deployment(StackOutputs.from_stack(stack), action, parameters, changed)
 
@@ -242,8 +242,13 @@ def _resources_moto_holds(clients: Clients, settings: Target) -> set[str]:
 
 
 def _apply_what_moto_skipped(
-    clients: Clients, settings: Target, template: dict[str, Any], parameters: dict[str, str]
+    clients: Clients,
+    settings: Target,
+    template: dict[str, Any],
+    parameters: dict[str, str],
+    deployed: Mapping[str, str],
 ) -> None:
+    """`deployed`: the parameters the stack had before this deploy (none for a new stack)."""
     physical_ids = _stack_resources(clients, settings)
     try:
         account = clients.client("sts").get_caller_identity()["Account"]
@@ -254,4 +259,5 @@ def _apply_what_moto_skipped(
     apply_alarm_gaps(template, context, clients.client("cloudwatch"))
     apply_event_invoke_config_gaps(template, context, clients.client("lambda"))
     apply_schedule_gaps(template, context, clients.client("events"))
-    apply_subscription_gaps(template, context, clients.client("sns"))
+    previous = _context(template, deployed, physical_ids, settings, account) if deployed else None
+    apply_subscription_gaps(template, context, clients.client("sns"), previous)

@@ -225,8 +225,9 @@ def apply_alarm_gaps(template: Mapping[str, Any], context: StackContext, cloudwa
     """Creates the template's CloudWatch alarms, which moto's CloudFormation skips; returns their names.
 
     moto puts an alarm that is put again back to its first state; CloudWatch keeps the state of
-    an alarm it updates. So the state each had is set again, quietly: the runner reads no change
-    from it, and the chat gets no recovery that never happened.
+    an alarm it updates. So an alarm as deployed is not put again, and a changed one gets its
+    state back at once: the runner reads no change from it, and the chat gets no recovery that
+    never happened.
     """
     requests = []
     for _, _, properties in _deployed(template, context, ("AWS::CloudWatch::Alarm",)):
@@ -247,11 +248,16 @@ def apply_alarm_gaps(template: Mapping[str, Any], context: StackContext, cloudwa
             answer = cloudwatch.describe_alarms(AlarmNames=names[start : start + MAX_ALARM_NAMES])
             before |= {a["AlarmName"]: a for a in answer["MetricAlarms"]}
         for request in requests:
+            alarm = before.get(request["AlarmName"])
+            if alarm is not None and all(alarm.get(k) == v for k, v in request.items()):
+                continue  # as deployed: put again, it would flicker to its first state
             cloudwatch.put_metric_alarm(**request)
-        for name, alarm in before.items():
-            cloudwatch.set_alarm_state(
-                AlarmName=name, StateValue=alarm["StateValue"], StateReason=alarm.get("StateReason", "")
-            )
+            if alarm is not None:
+                cloudwatch.set_alarm_state(
+                    AlarmName=alarm["AlarmName"],
+                    StateValue=alarm["StateValue"],
+                    StateReason=alarm.get("StateReason", ""),
+                )
     except (ClientError, BotoCoreError) as exc:
         raise StackError(f"creating the alarms moto's CloudFormation skipped: {exc}") from exc
     return names
@@ -325,35 +331,37 @@ def apply_schedule_gaps(template: Mapping[str, Any], context: StackContext, even
     return rules
 
 
-def apply_subscription_gaps(template: Mapping[str, Any], context: StackContext, sns: Any) -> list[str]:
+def _subscriptions(template: Mapping[str, Any], context: StackContext) -> set[tuple[str, str, str]]:
+    """(topic ARN, protocol, endpoint) of each subscription the template makes with these values."""
+    found = set()
+    for _, _, properties in _deployed(template, context, ("AWS::SNS::Subscription",)):
+        unknown = set(properties) - {"TopicArn", "Protocol", "Endpoint"}
+        if unknown:
+            raise UnsupportedTemplate(f"subscription properties {sorted(unknown)} are not applied for moto")
+        found.add((properties["TopicArn"], properties["Protocol"], properties["Endpoint"]))
+    return found
+
+
+def apply_subscription_gaps(
+    template: Mapping[str, Any], context: StackContext, sns: Any, previous: StackContext | None = None
+) -> list[str]:
     """Subscribes the template's endpoints to its topics, which moto's CloudFormation skips, and
-    unsubscribes what it subscribed before and no longer does (a changed AlertEmail): on the
-    template's topics, a subscription by a protocol the template subscribes with is the
-    template's. Returns the ARNs of the subscriptions kept. SNS answers an existing
-    subscription with its ARN."""
-    conditions = evaluate_conditions(template, context)
-    every = [r for r in template.get("Resources", {}).values() if r["Type"] == "AWS::SNS::Subscription"]
-    topics = {resolve(r["Properties"]["TopicArn"], context, conditions) for r in every}
-    protocols = {r["Properties"]["Protocol"] for r in every}
+    unsubscribes those the template made with the `previous` values and no longer makes (an
+    AlertEmail changed or unset); a subscription made otherwise is left alone. Returns the ARNs
+    of the template's subscriptions. SNS answers an existing subscription with its ARN."""
+    wanted = _subscriptions(template, context)
+    dropped = (_subscriptions(template, previous) if previous is not None else set()) - wanted
     arns = []
     try:
-        for _, _, properties in _deployed(template, context, ("AWS::SNS::Subscription",)):
-            unknown = set(properties) - {"TopicArn", "Protocol", "Endpoint"}
-            if unknown:
-                raise UnsupportedTemplate(
-                    f"subscription properties {sorted(unknown)} are not applied for moto"
-                )
+        for topic, protocol, endpoint in sorted(wanted):
             answer = sns.subscribe(
-                TopicArn=properties["TopicArn"],
-                Protocol=properties["Protocol"],
-                Endpoint=properties["Endpoint"],
-                ReturnSubscriptionArn=True,
+                TopicArn=topic, Protocol=protocol, Endpoint=endpoint, ReturnSubscriptionArn=True
             )
             arns.append(answer["SubscriptionArn"])
-        for topic in topics:
+        for topic in {t for t, _, _ in dropped}:
             pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic)
             for subscription in (s for page in pages for s in page["Subscriptions"]):
-                if subscription["Protocol"] in protocols and subscription["SubscriptionArn"] not in arns:
+                if (topic, subscription["Protocol"], subscription["Endpoint"]) in dropped:
                     sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
     except (ClientError, BotoCoreError) as exc:
         raise StackError(f"applying the subscriptions moto's CloudFormation skipped: {exc}") from exc

@@ -91,7 +91,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
         webhook = None
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - RESERVED_FOR_REPORTING_S
     report = notify(messages_of(event), webhook, settings.cli_command, deadline)
-    if webhook is None and settings.webhook_parameter is not None:
+    if webhook is None and (settings.webhook_parameter or settings.webhook_url):
         # Failures, not a setting: a team that configured a webhook expects these messages.
         report.failed += [(change, "webhook URL unreadable") for change in report.unposted]
         report.unposted.clear()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 # The stack's functions are named <stack>-<name> (infra/template.yaml); this one's name ends so.
 OWN_NAME_SUFFIX = "-alarm-notifier"
 DEFAULT_STACK = "tickstream"  # the CLI's stack when TICKSTREAM_STACK is not set
+DEFAULT_LOCAL_PORT = ":4566"  # where the CLI's embedded AWS listens unless TICKSTREAM_PORT says
 
 
 @dataclass(frozen=True)
@@ -22,5 +23,8 @@ class NotifierSettings:
         is the CLI's default one, so a command copied from the chat reaches this stack."""
         stack = env.get("AWS_LAMBDA_FUNCTION_NAME", "").removesuffix(OWN_NAME_SUFFIX)
         prefix = "" if stack in ("", DEFAULT_STACK) else f"TICKSTREAM_STACK={stack} "
-        command = prefix + ("tickstream" if env.get("AWS_ENDPOINT_URL") else "tickstream --aws")
+        endpoint = env.get("AWS_ENDPOINT_URL", "")
+        if endpoint and not endpoint.endswith(DEFAULT_LOCAL_PORT):
+            prefix = f"AWS_ENDPOINT_URL={endpoint} " + prefix  # locally, on another port
+        command = prefix + ("tickstream" if endpoint else "tickstream --aws")
         return cls(env.get("ALERT_WEBHOOK_URL") or None, env.get("ALERT_WEBHOOK_PARAMETER") or None, command)

@@ -39,6 +39,8 @@ MANIFEST_PROBLEMS_LOGGED = 20
 # Drawing stops with this much of the invocation left, for the manifest, the page and the alerts;
 # what was not drawn stays pending for the next invocation (a chart takes about 0.2 s).
 TIME_KEPT_MS = 20_000
+# Alert posts stop this long before the timeout, so their failures are logged and counted.
+ALERTS_STOP_BEFORE_S = 5.0
 
 
 def _environment() -> tuple[ChartBuilder, AlertService | None]:
@@ -177,7 +179,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.error("chart not drawn", extra={"symbol": symbol, "interval": interval, "reason": reason})
     # After the charts, so that an alert's link shows the move.
     if alerts is not None and series:
-        _report(alerts.check(series, int(time.time() * 1000)))
+        deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - ALERTS_STOP_BEFORE_S
+        _report(alerts.check(series, int(time.time() * 1000), deadline))
     logger.info(
         "charts",
         extra={

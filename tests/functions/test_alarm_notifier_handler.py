@@ -162,3 +162,13 @@ def test_a_webhook_that_asks_to_wait_past_the_timeout_is_given_up_in_time(
     output = printed.read()
     assert "no time left for a 30 s wait" in output
     assert len(http_server.log) == 1
+
+
+def test_a_webhook_url_that_is_no_url_counts_the_alarm_as_failed_and_is_not_logged(
+    configured: pytest.MonkeyPatch, printed: Printed
+) -> None:
+    configured.setenv("ALERT_WEBHOOK_URL", "http://[hooks/services/T0/B0/typo-token")
+    assert invoke(event(alarm())) == {"sent": 0, "failed": 1, "skipped": 0, "unreadable": 0}
+    output = printed.read()
+    assert "the webhook URL is not a URL" in output
+    assert "typo-token" not in output

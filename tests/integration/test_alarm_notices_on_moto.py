@@ -45,7 +45,11 @@ def test_an_alarm_and_its_recovery_post_one_message_each(
     cloudwatch.set_alarm_state(AlarmName="alarms-aggregator-errors", StateValue="ALARM", StateReason=CROSSED)
     consume(env)
     consume(env)  # a runner started again does not deliver the same change again
+    stamp = cloudwatch.describe_alarms(AlarmNames=["alarms-aggregator-errors"])["MetricAlarms"][0]
     local_stack.deploy("alarms", 1, env=env)  # `up` again keeps the alarm's state, as CloudFormation does
+    again = cloudwatch.describe_alarms(AlarmNames=["alarms-aggregator-errors"])["MetricAlarms"][0]
+    # Not even for a moment elsewhere: a runner following meanwhile would read a recovery.
+    assert again["StateUpdatedTimestamp"] == stamp["StateUpdatedTimestamp"]
     consume(env)
     (alarm,) = texts(http_server)
     assert alarm.splitlines()[0] == ":red_circle: *ALARM* alarms-aggregator-errors"

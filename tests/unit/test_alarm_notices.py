@@ -125,6 +125,10 @@ def test_hints_follow_what_the_alarm_watches(dimensions: list[dict[str, str]], e
             },
             "tickstream",
         ),
+        (
+            {"AWS_LAMBDA_FUNCTION_NAME": "s-alarm-notifier", "AWS_ENDPOINT_URL": "http://127.0.0.1:47935"},
+            "AWS_ENDPOINT_URL=http://127.0.0.1:47935 TICKSTREAM_STACK=s tickstream",
+        ),
     ],
 )
 def test_a_hint_copied_from_the_chat_reaches_the_stack_that_sent_it(

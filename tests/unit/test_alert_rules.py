@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -18,6 +19,9 @@ from alerts.rules import (
     message,
     parse_rules,
 )
+from alerts.service import AlertService
+from alerts.slack_webhook import Delivery
+from market.bars import BarAccumulator, StoredBar
 
 prices = st.decimals(min_value=Decimal("0.01"), max_value=Decimal(10_000), places=2)
 
@@ -131,3 +135,43 @@ def test_the_message_says_symbol_move_price_and_links_the_chart() -> None:
     assert "AAPL moved +4.50% (from 100) to 104.5 on its 1m bars" in text
     assert "[rule move]" in text
     assert "<https://charts.example.com/#AAPL|chart>" in text
+
+
+class _Closes:
+    """Bars of one series whose closes are the given values."""
+
+    def __init__(self, values: list[int]) -> None:
+        self._values = values
+
+    def query_bars(self, symbol: str, interval: str, newest: int) -> list[StoredBar]:
+        return [
+            StoredBar(symbol, interval, i * 60, BarAccumulator.of_tick(Decimal(v), Decimal(1), (i, 0, 0)))
+            for i, v in enumerate(self._values)
+        ]
+
+
+class _Claims:
+    def claim(self, rule: str, symbol: str, now_ms: int, cooldown_ms: int) -> bool:
+        return True
+
+
+class _Posts:
+    def __init__(self) -> None:
+        self.deadlines: list[float | None] = []
+
+    def post(self, body: dict[str, Any], deadline: float | None = None) -> Delivery:
+        self.deadlines.append(deadline)
+        return Delivery(True)
+
+
+def test_an_alert_is_posted_with_the_deadline_of_its_invocation() -> None:
+    """The chart builder's timeout bounds the post: cut off by Lambda, an alert whose cooldown is
+    claimed would be lost without being counted."""
+    rules = parse_rules(
+        {"rules": [{"name": "big-move", "interval": "1m", "bars_back": 1, "move_percent": 3}]}
+    )
+    posts = _Posts()
+    service = AlertService(rules, _Closes([100, 110]), _Claims(), posts, lambda s, i: "")
+    report = service.check([("AAA", "1m")], 0, deadline=123.5)
+    assert [a.symbol for a in report.sent] == ["AAA"]
+    assert posts.deadlines == [123.5]

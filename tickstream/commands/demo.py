@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -42,9 +43,13 @@ DEMO_JUMP = ("NVDA", 6.0, 0.0)
 FORCED_REASON = "forced by the demo, as `aws cloudwatch set-alarm-state` does"
 
 
-def force_an_alarm(clients: AwsClients, settings: Settings, outputs: StackOutputs) -> str:
+def force_an_alarm(
+    clients: AwsClients, settings: Settings, outputs: StackOutputs, received: Callable[[], list[Any]]
+) -> tuple[str, list[Any]]:
     """The dead-letter queue's alarm set to ALARM and back to OK, each change delivered to the
-    alarm notifier as CloudWatch and SNS would: the chat messages a team would get. Its name."""
+    alarm notifier as CloudWatch and SNS would: the chat messages a team would get. Its name, and
+    what `received` got for those two changes (an alarm left in ALARM, by a demo stopped
+    half-way, is set to OK first, which posts a recovery of its own)."""
     from local_aws.runner.runner import ALARM_READ_S
     from tickstream.commands.consume import local_runner
 
@@ -52,12 +57,16 @@ def force_an_alarm(clients: AwsClients, settings: Settings, outputs: StackOutput
     runner = local_runner(clients, settings, outputs, frozenset({outputs.AlarmNotifierFunctionName}))
     runner.start_alarms()
     cloudwatch = clients.client("cloudwatch")
-    now = time.time()
-    for value in ("ALARM", "OK"):
+    (alarm,) = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    steps = ["OK", "ALARM", "OK"] if alarm["StateValue"] == "ALARM" else ["ALARM", "OK"]
+    now, start = time.time(), 0
+    for value in steps:
+        if value == "ALARM":
+            start = len(received())
         cloudwatch.set_alarm_state(AlarmName=name, StateValue=value, StateReason=FORCED_REASON)
         now += ALARM_READ_S
         runner.step_alarms(now)
-    return name
+    return name, received()[start:]
 
 
 def demo(
@@ -144,9 +153,8 @@ def demo(
             settings = dataclasses.replace(settings, alert_webhook_url=receiver.url)
         consume_stack(settings, until_idle=True)
         show_alerts(out(), receiver.received(), DEMO_JUMP[0])
-        before = len(receiver.received())
-        forced = force_an_alarm(clients, settings, outputs)
-        alarm_ok = show_alarm_messages(out(), receiver.received()[before:], forced)
+        forced, messages = force_an_alarm(clients, settings, outputs, receiver.received)
+        alarm_ok = show_alarm_messages(out(), messages, forced)
     bars_ok = show_bars(out(), clients, outputs, read_stream(clients, outputs.StreamName))
     site = site_url(state.settings, outputs)
     # What the chart builder's one-minute sweep draws once each chart's interval has passed.

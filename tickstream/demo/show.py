@@ -125,7 +125,7 @@ def show_alarm_messages(out: Console, received: list[Any], alarm: str) -> bool:
     if len(received) != 2:
         out.print(
             f"[red]{len(received)} message(s) for {alarm}, not its alarm and recovery:[/] "
-            "`tickstream logs alarm-notifier` tells why"
+            "`tickstream logs alarm-notifier` says what the notifier did with them"
         )
     for body in received:
         text = html.unescape(str(body.get("text", body)))
