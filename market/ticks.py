@@ -31,6 +31,7 @@ MAX_DECIMAL_PLACES = 8
 ZERO = Decimal(0)
 ONE = Decimal(1)
 MIN_PRECISION = 28  # the decimal module's default context
+_DEFAULT_CONTEXT = Context(prec=MIN_PRECISION)
 # Event times outside [1970-01-01, 10000-01-01) cannot be bucketed into a UTC calendar day.
 MIN_TS_MS = 0
 MAX_TS_MS = 253_402_300_800_000
@@ -150,8 +151,10 @@ def _finite_decimal(value: object, reason: RejectReason, name: str) -> Decimal:
 def _storable(number: Decimal, limit: Decimal, reason: RejectReason, name: str) -> Decimal:
     """The number in one spelling whatever it was sent as (100, 100.0, 1e2 and 1E+2 are all
     Decimal("100")), so a bar's row holds the same text whichever path or memo decoded it."""
-    # Exactly: the default context's 28 digits would round 1.000000000000000000000000000001 to 1.
-    canonical = number.normalize(Context(prec=max(MIN_PRECISION, len(number.as_tuple().digits))))
+    # Exactly: the default context's 28 digits would round 1.000000000000000000000000000001 to 1;
+    # a context of its own only for such a number, not for each one of a batch.
+    digits = len(number.as_tuple().digits)
+    canonical = number.normalize(_DEFAULT_CONTEXT if digits <= MIN_PRECISION else Context(prec=digits))
     exponent = canonical.as_tuple().exponent
     if number >= limit or (isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES):
         raise InvalidTick(
