@@ -57,6 +57,7 @@ CHART_BUILDER = FunctionPackage(
         "protobuf",
         "pandas",
         "mplfinance",
+        "pillow",
         "requests",
         "PyYAML",
     ),

@@ -9,18 +9,27 @@ from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
 from itertools import pairwise
 
+import matplotlib.colors as mcolors
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.collections import PolyCollection
+from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.text import Annotation, Text
 
 from functions.chart_builder.chart_data import bars_frame
-from functions.chart_builder.render import DPI, MAX_SPAN, MIN_TITLE_SIZE, draw_chart, render_chart, start_over
+from functions.chart_builder.render import (
+    DPI,
+    MAX_SPAN,
+    MIN_TITLE_SIZE,
+    STYLE,
+    draw_chart,
+    render_chart,
+    start_over,
+)
 from market.bars import Bar
 
 MINUTE = 1_793_629_800  # 2026-11-02 14:30 UTC, a Monday
@@ -81,9 +90,22 @@ def drawn(starts: list[int], interval: str, close: str | None = None) -> Abstrac
 
 
 def candle_days(figure: Figure) -> list[float]:
-    """The centres of the volume bars, one per candle drawn, in matplotlib's day numbers."""
-    (volume,) = [c for c in figure.axes[1].collections if isinstance(c, PolyCollection)]
-    return [float(np.asarray(path.vertices)[:4, 0].mean()) for path in volume.get_paths()]
+    """The centres of the volume bars, one per candle drawn, in matplotlib's day numbers, in time
+    order: the bars of each colour are one path of closed rectangles (five vertices each)."""
+    (volume,) = [c for c in figure.axes[1].collections if isinstance(c, PathCollection)]
+    corners = [np.asarray(path.vertices).reshape(-1, 5, 2) for path in volume.get_paths()]
+    return sorted(float(c) for bars in corners for c in bars[:, :4, 0].mean(axis=1))
+
+
+def volume_bars(figure: Figure) -> list[tuple[float, float, str]]:
+    """Each volume bar drawn as (centre, height, colour), in time order."""
+    (volume,) = [c for c in figure.axes[1].collections if isinstance(c, PathCollection)]
+    drawn = []
+    for path, colour in zip(volume.get_paths(), volume.get_facecolors(), strict=True):
+        corners = np.asarray(path.vertices).reshape(-1, 5, 2)
+        hex_colour = mcolors.to_hex(colour)
+        drawn += [(float(c[:4, 0].mean()), float(c[:, 1].max()), hex_colour) for c in corners]
+    return sorted(drawn)
 
 
 def time_labels(figure: Figure) -> list[Text]:
@@ -298,3 +320,25 @@ def test_a_heading_is_readable_whole_on_the_figure_and_clear_of_the_legend(
         legend = figure.axes[0].get_legend()
         if legend is not None:
             assert box.x1 < legend.get_window_extent(renderer).x0
+
+
+@pytest.mark.parametrize("closes", [[101, 99, 100, 100, 98, 103], [101] * 6, [99] * 6, [100]])
+def test_each_candle_has_one_volume_bar_of_its_volume_in_its_direction_colour(closes: list[int]) -> None:
+    """Rising (close at or above open) in the up colour, falling in the down colour; the bars of
+    each colour share one path, so a colour with no candle must draw nothing, not a stray bar."""
+    start, high, low = Decimal(100), Decimal(104), Decimal(97)
+    rows = [
+        Bar("X", "1m", MINUTE + 60 * i, start, high, low, Decimal(c), Decimal(10 + i), 1, None, 0, 0)
+        for i, c in enumerate(closes)
+    ]
+    colours = STYLE["marketcolors"]["volume"]
+    with closing(draw_chart(bars_frame(rows), "X 1m (UTC)", 60)) as figure:
+        drawn = volume_bars(figure)
+    assert [(round(centre, 9), height, colour) for centre, height, colour in drawn] == [
+        (
+            round(day_number(MINUTE + 60 * i + 30), 9),
+            10.0 + i,
+            mcolors.to_hex(colours["up"] if c >= 100 else colours["down"]),
+        )
+        for i, c in enumerate(closes)
+    ]

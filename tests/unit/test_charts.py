@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from functions.chart_builder.chart_data import bars_frame, weekly_from_daily
-from functions.chart_builder.render import render_chart, short_volume
+from functions.chart_builder.render import DPI, draw_chart, render_chart, short_volume
 from functions.chart_builder.service import ChartBuilder, charts_to_draw
 from market.bars import Bar, BarAccumulator, StoredBar
 from stores.site_content import (
@@ -78,6 +78,19 @@ def test_charts_are_real_pngs_of_the_expected_size_and_not_blank(bars: list[Bar]
     shape, spread = pixels(png)
     assert shape[:2] == (540, 960)  # twice the page's 480 x 270 cell: sharp on a 2x screen
     assert spread > 0.05
+
+
+def test_the_png_holds_the_pixels_savefig_writes_without_an_alpha_channel() -> None:
+    """The chart encodes its PNG itself, as RGB: that loses nothing only while every pixel of the
+    figure is opaque, which a transparent style or face colour would break."""
+    frame = bars_frame([bar(MINUTE + 60 * i, "10", "12", "9", str(9 + i % 4)) for i in range(40)])
+    ours = mpimg.imread(io.BytesIO(render_chart(frame, "X 1m (UTC)", 60)), format="png")
+    saved = io.BytesIO()
+    draw_chart(frame, "X 1m (UTC)", 60).savefig(saved, format="png", dpi=DPI)
+    theirs = mpimg.imread(io.BytesIO(saved.getvalue()), format="png")
+    assert ours.shape == (540, 960, 3)
+    assert (theirs[..., 3] == 1).all()
+    assert (ours == theirs[..., :3]).all()
 
 
 def test_a_changed_daily_bar_also_redraws_the_weekly_chart() -> None:
