@@ -101,9 +101,10 @@ def volume_bars(figure: Figure) -> list[tuple[float, float, str]]:
     """Each volume bar drawn as (centre, height, colour), in time order."""
     (volume,) = [c for c in figure.axes[1].collections if isinstance(c, PathCollection)]
     drawn = []
-    for path, colour in zip(volume.get_paths(), volume.get_facecolor(), strict=True):
+    colours = np.asarray(volume.get_facecolor(), dtype=float)
+    for path, rgba in zip(volume.get_paths(), colours, strict=True):
         corners = np.asarray(path.vertices).reshape(-1, 5, 2)
-        hex_colour = mcolors.to_hex(colour)
+        hex_colour = mcolors.to_hex(tuple(rgba))
         drawn += [(float(c[:4, 0].mean()), float(c[:, 1].max()), hex_colour) for c in corners]
     return sorted(drawn)
 
