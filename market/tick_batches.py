@@ -122,8 +122,7 @@ def decode_columns(datas: Sequence[bytes]) -> TickColumns | None:
     symbols, raw_prices, raw_sizes, ts_ms, ids = columns
     if min(ts_ms) < MIN_TS_MS or max(ts_ms) >= MAX_TS_MS or "" in ids:
         return None
-    named = [i for i in ids if i is not None]
-    if named and max(map(len, named)) > MAX_ID_LENGTH:
+    if max(map(len, filter(None, ids)), default=0) > MAX_ID_LENGTH:  # "" is out, just above
         return None
     distinct_prices, distinct_sizes = set(raw_prices), set(raw_sizes)
     # A double reads 1e-400 as 0.0, which is not what was sent (decode_tick rejects it as too
