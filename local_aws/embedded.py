@@ -14,6 +14,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import botocore.session
+
 READY_TIMEOUT_S = 60.0
 # How our server shows in its command line: this module, and its name before the code moved to
 # local_aws/ (a server a previous version started is still ours to reuse and stop).
@@ -31,6 +33,18 @@ def free_local_port() -> int:
 
 class EmbeddedAwsError(RuntimeError):
     """The local moto server could not be started or reached; the message says what to look at."""
+
+
+# The shell's choice of AWS profile, read by botocore from these variables. The server runs moto,
+# which uses botocore, and fails every request when they name a profile this machine does not
+# have: it is started without them, as handlers run without them (runner.invoker).
+PROFILE_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+
+
+def botocore_session_without_profile() -> botocore.session.Session:
+    """A botocore session that reads no profile from PROFILE_VARIABLES: the local stack needs
+    none, and botocore fails on one this machine does not have (or wants a login for it)."""
+    return botocore.session.Session(session_vars={"profile": (None, None, None, None)})
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,7 @@ class EmbeddedAws:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env={k: v for k, v in os.environ.items() if k not in PROFILE_VARIABLES},
             )
         self.pid_file.write_text(f"{process.pid}\n")
         deadline = time.monotonic() + READY_TIMEOUT_S

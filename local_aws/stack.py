@@ -18,6 +18,8 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
+from local_aws.embedded import botocore_session_without_profile
+
 TEMPLATE_HASH_TAG = "tickstream:template-sha256"
 DEPLOY_TIMEOUT_S = 600.0
 POLL_S = 0.5
@@ -94,7 +96,10 @@ def translate_template(sam: dict[str, Any], region: str) -> dict[str, Any]:
     from samtranslator.translator.translator import Translator
 
     translated: dict[str, Any] = Translator(
-        None, Parser(), boto_session=boto3.Session(region_name=region)
+        None,
+        Parser(),
+        # Only its region is read (for the partition): no profile, which may not exist here.
+        boto_session=boto3.Session(region_name=region, botocore_session=botocore_session_without_profile()),
     ).translate(sam, parameter_values={})
     return translated
 

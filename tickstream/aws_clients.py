@@ -7,6 +7,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from local_aws.embedded import botocore_session_without_profile
 from tickstream.settings import Settings
 
 # Credentials moto accepts; they are only ever sent to a local endpoint (Settings.local_credentials).
@@ -17,9 +18,13 @@ LOCAL_SECRET_KEY = "testing"
 class AwsClients:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        credentials: dict[str, str] = {}
+        credentials: dict[str, Any] = {}
         if settings.local_credentials:
-            credentials = {"aws_access_key_id": LOCAL_ACCESS_KEY, "aws_secret_access_key": LOCAL_SECRET_KEY}
+            credentials = {
+                "aws_access_key_id": LOCAL_ACCESS_KEY,
+                "aws_secret_access_key": LOCAL_SECRET_KEY,
+                "botocore_session": botocore_session_without_profile(),
+            }
         self.session = boto3.Session(
             region_name=settings.region, profile_name=settings.profile, **credentials
         )

@@ -66,7 +66,9 @@ class Settings:
         stack = env.get("TICKSTREAM_STACK", DEFAULT_STACK)
         if not stack.replace("-", "").isalnum() or not stack[:1].isalpha():
             raise SettingsError(f"TICKSTREAM_STACK={stack!r} is not a CloudFormation stack name")
-        profile = env.get("AWS_PROFILE") or None
+        # The embedded moto takes any credentials: it is given throwaway ones, never the user's
+        # profile or keys, which would be looked up (an SSO profile wants a login) for nothing.
+        profile = None if embedded else env.get("AWS_PROFILE") or None
         return cls(
             endpoint_url=endpoint,
             embedded=embedded,
@@ -76,7 +78,8 @@ class Settings:
             stack_name=stack,
             state_dir=Path(env.get("TICKSTREAM_STATE_DIR", ".tickstream")).resolve(),
             template_path=Path(env.get("TICKSTREAM_TEMPLATE", str(TEMPLATE_PATH))),
-            local_credentials=not real_aws and "AWS_ACCESS_KEY_ID" not in env and profile is None,
+            local_credentials=embedded
+            or (not real_aws and "AWS_ACCESS_KEY_ID" not in env and profile is None),
             alert_webhook_url=env.get("ALERT_WEBHOOK_URL") or None,
             quote_sources_file=Path(env["QUOTE_SOURCES_FILE"]).resolve()
             if env.get("QUOTE_SOURCES_FILE")

@@ -23,7 +23,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from local_aws.embedded import PROFILE_VARIABLES
+
 HandlerFn = Callable[[dict[str, Any], Any], Any]
+# A function on Lambda has no AWS profile variables (its environment is its own variables and
+# Lambda's reserved ones), so a handler run here does not inherit the shell's: it is given one
+# only in its environment.
+UNINHERITED = PROFILE_VARIABLES
 
 
 class LocalContext:
@@ -134,7 +140,9 @@ class InProcessInvoker:
         payload = json.loads(json.dumps(event))
         context = LocalContext(self.function_name, self._function_arn, self._memory_mb, self._timeout_s)
         outcome: dict[str, Any] = {}
-        saved = {k: os.environ.get(k) for k in self._environment}
+        saved = {k: os.environ.get(k) for k in (*self._environment, *UNINHERITED)}
+        for key in UNINHERITED:
+            os.environ.pop(key, None)
         os.environ.update(self._environment)
         started = time.time()
         init_ms: float | None = None

@@ -183,3 +183,33 @@ def test_a_stack_an_older_version_deployed_takes_new_code(
     monkeypatch.setattr(local_aws.deploy, "build_code_zip", _newer_code)
     assert "updated" in _up(local_stack, stack)
     assert "unchanged" in _up(local_stack, stack)
+
+
+def test_the_local_stack_runs_whatever_aws_profile_the_shell_names(tmp_path: Path) -> None:
+    """A shell with AWS_PROFILE set for other work (here a profile this machine does not have,
+    as after an SSO config moves) and keys of its own: the local stack uses throwaway
+    credentials everywhere (the CLI, moto's server, the handlers), so every command still runs."""
+    port = free_local_port()
+    env = clean_environment(
+        TICKSTREAM_PORT=str(port),
+        TICKSTREAM_STATE_DIR=str(tmp_path / "state"),
+        AWS_PROFILE="profile-this-machine-lacks",
+        AWS_DEFAULT_PROFILE="profile-this-machine-lacks",
+        AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
+        AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        AWS_CONFIG_FILE=str(tmp_path / "no-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-credentials"),
+    )
+    try:
+        for args in (
+            ["up", "--shards", "1"],
+            ["produce", "--count", "300", "--symbols", "AAA,BBB", "--pace", "max"],
+            ["consume", "--until-idle"],
+            ["status"],
+        ):
+            done = run_cli(args, env)
+            assert done.returncode == 0, f"{args}: {done.stdout}{done.stderr}"
+        assert "0 function error(s)" in done.stdout
+        assert "rejected  0 tick(s)" in done.stdout
+    finally:
+        run_cli(["down"], env)

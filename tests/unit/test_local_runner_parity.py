@@ -11,6 +11,7 @@ import importlib
 import io
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -382,6 +383,27 @@ def test_the_invoker_enforces_the_timeout_and_gives_a_lambda_context(
     answer, error = invoker.invoke({"sleep": 3})
     assert answer is None
     assert error == "Task timed out after 1.00 seconds"
+
+
+def test_a_handler_sees_no_aws_profile_of_the_shell_only_one_its_environment_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Lambda a function's environment holds no AWS_PROFILE; botocore would read one here."""
+    handler = _handler_module(
+        tmp_path,
+        monkeypatch,
+        "profile_handler",
+        "import os\n"
+        "def handler(event, context):\n"
+        "    return [os.environ.get('AWS_PROFILE'), os.environ.get('AWS_DEFAULT_PROFILE')]\n",
+    )
+    monkeypatch.setenv("AWS_PROFILE", "shell")
+    monkeypatch.setenv("AWS_DEFAULT_PROFILE", "shell-default")
+    plain = InProcessInvoker(handler, "fn", MAPPING.function.arn, 128, 1, {})
+    assert plain.invoke({}) == ([None, None], None)
+    given = InProcessInvoker(handler, "fn", MAPPING.function.arn, 128, 1, {"AWS_PROFILE": "given"})
+    assert given.invoke({}) == (["given", None], None)
+    assert (os.environ["AWS_PROFILE"], os.environ["AWS_DEFAULT_PROFILE"]) == ("shell", "shell-default")
 
 
 def test_an_invocation_waits_for_the_handler_that_timed_out_before_it(

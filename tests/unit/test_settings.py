@@ -42,6 +42,14 @@ def test_real_aws_only_when_asked_and_never_with_local_credentials() -> None:
         Settings.from_environment({"AWS_ENDPOINT_URL": "http://localhost:4566"}, real_aws=True)
 
 
+def test_the_embedded_stack_ignores_the_shells_profile_and_keys_and_an_endpoint_keeps_them() -> None:
+    shell = {"AWS_PROFILE": "work", "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE"}
+    embedded = Settings.from_environment(shell)
+    assert (embedded.local_credentials, embedded.profile) == (True, None)
+    elsewhere = Settings.from_environment({**shell, "AWS_ENDPOINT_URL": "http://localhost:4567"})
+    assert (elsewhere.local_credentials, elsewhere.profile) == (False, "work")
+
+
 @pytest.mark.parametrize(
     ("env", "name"),
     [

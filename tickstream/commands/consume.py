@@ -43,6 +43,8 @@ def handler_environment(settings: Settings, outputs: StackOutputs) -> dict[str, 
         environment["AWS_ENDPOINT_URL"] = settings.endpoint_url
     if settings.local_credentials:
         environment.update(AWS_ACCESS_KEY_ID=LOCAL_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=LOCAL_SECRET_KEY)
+    elif settings.profile is not None:
+        environment["AWS_PROFILE"] = settings.profile  # the invoker hides the shell's (UNINHERITED)
     return environment
 
 
