@@ -35,6 +35,9 @@ ALPHA_VANTAGE_URL = "https://www.alphavantage.co/query"
 ALPHA_VANTAGE_FUNCTIONS = ("GLOBAL_QUOTE", "TIME_SERIES_INTRADAY")
 # Alpha Vantage's free tier: 5 calls a minute (https://www.alphavantage.co/premium/).
 ALPHA_VANTAGE_CALLS_PER_MINUTE = 5
+# api_key_env may not name these: the key is sent to the quote source, and AWS's variables hold
+# the process's own credentials (on Lambda, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN).
+FORBIDDEN_KEY_PREFIXES = ("AWS_",)
 
 
 class SourceConfigError(ValueError):
@@ -81,6 +84,10 @@ class QuoteSourceConfig:
         except InvalidTick as exc:
             raise SourceConfigError(f"symbols: {exc}") from exc
         key_variable = data.get("api_key_env")
+        if key_variable and str(key_variable).upper().startswith(FORBIDDEN_KEY_PREFIXES):
+            raise SourceConfigError(
+                f"api_key_env {key_variable}: AWS's own variables are never sent to a quote source"
+            )
         if api_key is None:
             api_key = env.get(str(key_variable), "") if key_variable else ""
             if key_variable and not api_key:

@@ -179,6 +179,20 @@ def test_a_generic_json_api_is_polled_through_its_url_template(http_server: HTTP
     [
         ({"provider": "alphavantage", "symbols": ["IBM"]}, "api_key_env"),
         ({"provider": "alphavantage", "symbols": ["IBM"], "api_key_env": "MISSING"}, "MISSING is not set"),
+        (
+            {"provider": "alphavantage", "symbols": ["IBM"], "api_key_env": "AWS_SECRET_ACCESS_KEY"},
+            "AWS's own",
+        ),
+        (
+            {
+                "provider": "feed",
+                "symbols": ["X"],
+                "url": "http://x/{symbol}?k={api_key}",
+                "price": "p",
+                "api_key_env": "aws_session_token",
+            },
+            "AWS's own",
+        ),
         ({"provider": "feed", "symbols": ["X"], "url": "http://x/quote", "price": "p"}, r"\{symbol\}"),
         ({"provider": "feed", "symbols": ["X"], "url": "http://x/{symbol}/{token}", "price": "p"}, "only"),
         ({"provider": "feed", "symbols": ["bad sym"], "url": "http://x/{symbol}", "price": "p"}, "symbols"),
@@ -207,4 +221,6 @@ def test_a_generic_json_api_is_polled_through_its_url_template(http_server: HTTP
 )
 def test_config_mistakes_are_reported_before_any_request(settings: dict[str, object], complaint: str) -> None:
     with pytest.raises(SourceConfigError, match=complaint):
-        QuoteSourceConfig.from_mapping(settings, {"K": "k"})
+        QuoteSourceConfig.from_mapping(
+            settings, {"K": "k", "AWS_SECRET_ACCESS_KEY": "secret", "aws_session_token": "token"}
+        )
