@@ -35,16 +35,23 @@ class EmbeddedAwsError(RuntimeError):
     """The local moto server could not be started or reached; the message says what to look at."""
 
 
-# The shell's choice of AWS profile, read by botocore from these variables. The server runs moto,
-# which uses botocore, and fails every request when they name a profile this machine does not
-# have: it is started without them, as handlers run without them (runner.invoker).
-PROFILE_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+# Variables botocore reads (credentials, profile, config files, endpoints) start with this. The
+# server runs moto, which uses botocore and fails every request when one names a profile this
+# machine lacks or a config file it cannot parse: it is started without any of them.
+AWS_VARIABLES_PREFIX = "AWS_"
 
 
 def botocore_session_without_profile() -> botocore.session.Session:
-    """A botocore session that reads no profile from PROFILE_VARIABLES: the local stack needs
-    none, and botocore fails on one this machine does not have (or wants a login for it)."""
-    return botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+    """A botocore session that reads no profile, config file or credentials file of the shell:
+    the local stack needs none, and botocore fails on one it cannot find or parse (or wants a
+    login for). Credentials and the region are given to it explicitly."""
+    return botocore.session.Session(
+        session_vars={
+            "profile": (None, None, None, None),
+            "config_file": (None, None, os.devnull, None),
+            "credentials_file": (None, None, os.devnull, None),
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,7 @@ class EmbeddedAws:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env={k: v for k, v in os.environ.items() if k not in PROFILE_VARIABLES},
+                env={k: v for k, v in os.environ.items() if not k.startswith(AWS_VARIABLES_PREFIX)},
             )
         self.pid_file.write_text(f"{process.pid}\n")
         deadline = time.monotonic() + READY_TIMEOUT_S

@@ -6,6 +6,7 @@ stack, so a stray credential in the environment can never touch a real account b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,9 @@ from urllib.parse import urlparse
 
 DEFAULT_PORT = 4566
 DEFAULT_REGION = "us-east-1"
+# A region's name as AWS spells them (us-east-1, us-gov-west-1, eusc-de-east-1): moto answers a
+# request for another name (US-EAST-1, local) with a 500 page, not an error naming the variable.
+REGION_NAME = re.compile(r"[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}")
 DEFAULT_STACK = "tickstream"
 # Our packages and infra/ side by side: the checkout, or site-packages when installed from the
 # wheel, which ships infra/*.yaml as the data-only `infra` package (pyproject.toml).
@@ -68,12 +72,18 @@ class Settings:
             raise SettingsError(f"TICKSTREAM_STACK={stack!r} is not a CloudFormation stack name")
         # The embedded moto takes any credentials: it is given throwaway ones, never the user's
         # profile or keys, which would be looked up (an SSO profile wants a login) for nothing.
-        profile = None if embedded else env.get("AWS_PROFILE") or None
+        # Otherwise the profile boto3 would use: AWS_DEFAULT_PROFILE before AWS_PROFILE (botocore's
+        # configprovider), here to know whether the shell has credentials and to name it.
+        profile = None if embedded else env.get("AWS_DEFAULT_PROFILE") or env.get("AWS_PROFILE") or None
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+        if not REGION_NAME.fullmatch(region):
+            variable = "AWS_REGION" if env.get("AWS_REGION") else "AWS_DEFAULT_REGION"
+            raise SettingsError(f"{variable}={region!r} is not an AWS region name (like us-east-1)")
         return cls(
             endpoint_url=endpoint,
             embedded=embedded,
             port=port,
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION,
+            region=region,
             profile=profile,
             stack_name=stack,
             state_dir=Path(env.get("TICKSTREAM_STATE_DIR", ".tickstream")).resolve(),

@@ -23,13 +23,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from local_aws.embedded import PROFILE_VARIABLES
+from local_aws.embedded import AWS_VARIABLES_PREFIX
 
 HandlerFn = Callable[[dict[str, Any], Any], Any]
-# A function on Lambda has no AWS profile variables (its environment is its own variables and
-# Lambda's reserved ones), so a handler run here does not inherit the shell's: it is given one
-# only in its environment.
-UNINHERITED = PROFILE_VARIABLES
 
 
 class LocalContext:
@@ -121,8 +117,13 @@ class InProcessInvoker:
         memory_mb: int,
         timeout_s: int,
         environment: Mapping[str, str],
+        shell_aws: bool = True,
     ) -> None:
+        """`shell_aws=False` seals the handler off the shell's AWS_ variables: it sees only those
+        of `environment`, as a function on Lambda sees only its own and Lambda's reserved ones
+        (the shell's session token, profile or DynamoDB endpoint would otherwise reach it)."""
         self._handler_path = handler_path
+        self._shell_aws = shell_aws
         self._handler: HandlerFn | None = None
         self._cold_ms: float | None = None
         self.function_name = function_name
@@ -140,9 +141,10 @@ class InProcessInvoker:
         payload = json.loads(json.dumps(event))
         context = LocalContext(self.function_name, self._function_arn, self._memory_mb, self._timeout_s)
         outcome: dict[str, Any] = {}
-        saved = {k: os.environ.get(k) for k in (*self._environment, *UNINHERITED)}
-        for key in UNINHERITED:
-            os.environ.pop(key, None)
+        hidden = [] if self._shell_aws else [k for k in os.environ if k.startswith(AWS_VARIABLES_PREFIX)]
+        saved = {k: os.environ.get(k) for k in (*self._environment, *hidden)}
+        for key in hidden:
+            del os.environ[key]
         os.environ.update(self._environment)
         started = time.time()
         init_ms: float | None = None

@@ -142,7 +142,9 @@ class LocalRunner:
         handler_environment: MappingType[str, str],
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        shell_aws: bool = True,
     ) -> None:
+        self._shell_aws = shell_aws  # see InProcessInvoker
         self._client = client
         self._function_names = function_names
         self._checkpoints_table = checkpoints_table
@@ -191,7 +193,13 @@ class LocalRunner:
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.name}",
         }
         invoker = InProcessInvoker(
-            function.handler, function.name, function.arn, function.memory_mb, function.timeout_s, environment
+            function.handler,
+            function.name,
+            function.arn,
+            function.memory_mb,
+            function.timeout_s,
+            environment,
+            self._shell_aws,
         )
         logs = LambdaLogWriter(self._client("logs"), function.name, function.memory_mb)
         metrics = CloudWatchMetrics(self._client("cloudwatch"))

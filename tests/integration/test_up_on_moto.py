@@ -185,20 +185,28 @@ def test_a_stack_an_older_version_deployed_takes_new_code(
     assert "unchanged" in _up(local_stack, stack)
 
 
-def test_the_local_stack_runs_whatever_aws_profile_the_shell_names(tmp_path: Path) -> None:
-    """A shell with AWS_PROFILE set for other work (here a profile this machine does not have,
-    as after an SSO config moves) and keys of its own: the local stack uses throwaway
-    credentials everywhere (the CLI, moto's server, the handlers), so every command still runs."""
-    port = free_local_port()
-    env = clean_environment(
-        TICKSTREAM_PORT=str(port),
-        TICKSTREAM_STATE_DIR=str(tmp_path / "state"),
+def test_the_local_stack_runs_whatever_aws_settings_the_shell_holds(tmp_path: Path) -> None:
+    """A shell set up for other work: a profile this machine does not have (as after an SSO
+    config moves), keys and a session token of its own, config files botocore cannot parse, a
+    DynamoDB endpoint of its own (DynamoDB Local). The embedded default uses none of them in the
+    CLI, moto's server or the handlers, so every command runs and the handlers' bars land in
+    the embedded stack; a clean shell then finds the same server working."""
+    garbage = tmp_path / "garbage.ini"
+    garbage.write_bytes(b"[default\n\xff\xfe not ini")
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        dead_port = unused.getsockname()[1]  # nothing listens there once the socket closes
+    state = {"TICKSTREAM_PORT": str(free_local_port()), "TICKSTREAM_STATE_DIR": str(tmp_path / "state")}
+    hostile = clean_environment(
+        **state,
         AWS_PROFILE="profile-this-machine-lacks",
         AWS_DEFAULT_PROFILE="profile-this-machine-lacks",
         AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
         AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        AWS_CONFIG_FILE=str(tmp_path / "no-config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-credentials"),
+        AWS_SESSION_TOKEN="a-token-of-the-shell",
+        AWS_CONFIG_FILE=str(garbage),
+        AWS_SHARED_CREDENTIALS_FILE=str(garbage),
+        AWS_ENDPOINT_URL_DYNAMODB=f"http://127.0.0.1:{dead_port}",
     )
     try:
         for args in (
@@ -207,9 +215,12 @@ def test_the_local_stack_runs_whatever_aws_profile_the_shell_names(tmp_path: Pat
             ["consume", "--until-idle"],
             ["status"],
         ):
-            done = run_cli(args, env)
+            done = run_cli(args, hostile)
             assert done.returncode == 0, f"{args}: {done.stdout}{done.stderr}"
         assert "0 function error(s)" in done.stdout
         assert "rejected  0 tick(s)" in done.stdout
+        assert "DLQ     0 message(s)" in done.stdout
+        clean = run_cli(["status"], clean_environment(**state))
+        assert clean.returncode == 0, clean.stdout + clean.stderr
     finally:
-        run_cli(["down"], env)
+        run_cli(["down"], clean_environment(**state))

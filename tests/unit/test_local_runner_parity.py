@@ -385,25 +385,37 @@ def test_the_invoker_enforces_the_timeout_and_gives_a_lambda_context(
     assert error == "Task timed out after 1.00 seconds"
 
 
-def test_a_handler_sees_no_aws_profile_of_the_shell_only_one_its_environment_gives(
+def test_a_sealed_handler_sees_only_the_aws_variables_its_environment_gives(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On Lambda a function's environment holds no AWS_PROFILE; botocore would read one here."""
+    """On Lambda a function sees its own variables and Lambda's reserved ones, never the shell's
+    session token, profile or DynamoDB endpoint, which botocore in the handler would use."""
     handler = _handler_module(
         tmp_path,
         monkeypatch,
-        "profile_handler",
+        "aws_variables_handler",
         "import os\n"
         "def handler(event, context):\n"
-        "    return [os.environ.get('AWS_PROFILE'), os.environ.get('AWS_DEFAULT_PROFILE')]\n",
+        "    return {k: v for k, v in os.environ.items() if k.startswith('AWS_') and 'LAMBDA' not in k}\n",
     )
-    monkeypatch.setenv("AWS_PROFILE", "shell")
-    monkeypatch.setenv("AWS_DEFAULT_PROFILE", "shell-default")
-    plain = InProcessInvoker(handler, "fn", MAPPING.function.arn, 128, 1, {})
-    assert plain.invoke({}) == ([None, None], None)
-    given = InProcessInvoker(handler, "fn", MAPPING.function.arn, 128, 1, {"AWS_PROFILE": "given"})
-    assert given.invoke({}) == (["given", None], None)
-    assert (os.environ["AWS_PROFILE"], os.environ["AWS_DEFAULT_PROFILE"]) == ("shell", "shell-default")
+    shell = {
+        "AWS_PROFILE": "shell",
+        "AWS_DEFAULT_PROFILE": "shell-default",
+        "AWS_SESSION_TOKEN": "shell-token",
+        "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:9",
+        "AWS_CONFIG_FILE": "/shell/config",
+    }
+    for key, value in shell.items():
+        monkeypatch.setenv(key, value)
+    given = {"AWS_ACCESS_KEY_ID": "testing", "AWS_CONFIG_FILE": os.devnull}
+    sealed = InProcessInvoker(handler, "fn", MAPPING.function.arn, 128, 1, given, shell_aws=False)
+    seen, error = sealed.invoke({})
+    assert error is None
+    assert seen == given
+    inheriting = InProcessInvoker(handler, "fn", MAPPING.function.arn, 128, 1, given)
+    seen, _ = inheriting.invoke({})
+    assert {k: seen[k] for k in shell} == {**shell, "AWS_CONFIG_FILE": os.devnull}
+    assert {k: os.environ[k] for k in shell} == shell  # the shell's, back after each call
 
 
 def test_an_invocation_waits_for_the_handler_that_timed_out_before_it(

@@ -48,6 +48,11 @@ def test_the_embedded_stack_ignores_the_shells_profile_and_keys_and_an_endpoint_
     assert (embedded.local_credentials, embedded.profile) == (True, None)
     elsewhere = Settings.from_environment({**shell, "AWS_ENDPOINT_URL": "http://localhost:4567"})
     assert (elsewhere.local_credentials, elsewhere.profile) == (False, "work")
+    # As botocore reads them: AWS_DEFAULT_PROFILE first, and a profile alone means credentials.
+    default = Settings.from_environment(
+        {"AWS_DEFAULT_PROFILE": "first", "AWS_PROFILE": "second", "AWS_ENDPOINT_URL": "http://localhost:4567"}
+    )
+    assert (default.local_credentials, default.profile) == (False, "first")
 
 
 @pytest.mark.parametrize(
@@ -57,6 +62,8 @@ def test_the_embedded_stack_ignores_the_shells_profile_and_keys_and_an_endpoint_
         ({"TICKSTREAM_PORT": "abc"}, "TICKSTREAM_PORT"),
         ({"AWS_ENDPOINT_URL": "localhost:4566"}, "AWS_ENDPOINT_URL"),
         ({"TICKSTREAM_STACK": "my stack"}, "TICKSTREAM_STACK"),
+        ({"AWS_REGION": "US-EAST-1"}, "AWS_REGION"),
+        ({"AWS_DEFAULT_REGION": "local"}, "AWS_DEFAULT_REGION"),
     ],
 )
 def test_bad_values_are_named(env: dict[str, str], name: str) -> None:

@@ -5,6 +5,7 @@ Each command imports what it uses when it runs, so `--help` and the other comman
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -42,9 +43,14 @@ def handler_environment(settings: Settings, outputs: StackOutputs) -> dict[str, 
     if settings.endpoint_url is not None:
         environment["AWS_ENDPOINT_URL"] = settings.endpoint_url
     if settings.local_credentials:
-        environment.update(AWS_ACCESS_KEY_ID=LOCAL_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=LOCAL_SECRET_KEY)
-    elif settings.profile is not None:
-        environment["AWS_PROFILE"] = settings.profile  # the invoker hides the shell's (UNINHERITED)
+        # The handlers are sealed off the shell's AWS_ variables (local_runner): these are all
+        # they see, with no config or credentials file to read a profile or an endpoint from.
+        environment.update(
+            AWS_ACCESS_KEY_ID=LOCAL_ACCESS_KEY,
+            AWS_SECRET_ACCESS_KEY=LOCAL_SECRET_KEY,
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        )
     return environment
 
 
@@ -61,6 +67,7 @@ def local_runner(
         outputs.function_names() if functions is None else functions,
         runner_checkpoints_table(clients, settings),
         handler_environment(settings, outputs),
+        shell_aws=not settings.local_credentials,
     )
 
 
