@@ -22,6 +22,7 @@ from matplotlib.text import Annotation, Text
 
 from functions.chart_builder.chart_data import bars_frame
 from functions.chart_builder.render import (
+    AGG_SNAP_MAX_VERTICES,
     DPI,
     MAX_SPAN,
     MIN_TITLE_SIZE,
@@ -343,3 +344,19 @@ def test_each_candle_has_one_volume_bar_of_its_volume_in_its_direction_colour(cl
         )
         for i, c in enumerate(closes)
     ]
+
+
+def test_volume_paths_stay_small_enough_for_agg_to_snap_their_bars_to_whole_pixels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past 1,024 vertices a path is drawn unsnapped, and its bars come out blurred and pale."""
+    monkeypatch.setattr("functions.chart_builder.render.MAX_SPAN", 600)
+    start, high, low, close = Decimal(100), Decimal(104), Decimal(97), Decimal(101)
+    rows = [
+        Bar("X", "1m", MINUTE + 60 * i, start, high, low, close, Decimal(10 + i), 1, None, 0, 0)
+        for i in range(500)
+    ]
+    with closing(draw_chart(bars_frame(rows), "X 1m (UTC)", 60)) as figure:
+        (volume,) = [c for c in figure.axes[1].collections if isinstance(c, PathCollection)]
+        assert max(len(np.asarray(path.vertices)) for path in volume.get_paths()) <= AGG_SNAP_MAX_VERTICES
+        assert [height for _, height, _ in volume_bars(figure)] == [10.0 + i for i in range(500)]

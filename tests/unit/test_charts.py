@@ -9,6 +9,7 @@ import matplotlib.image as mpimg
 import orjson
 import pandas as pd
 import pytest
+from PIL import Image
 
 from functions.chart_builder.chart_data import bars_frame, weekly_from_daily
 from functions.chart_builder.render import DPI, draw_chart, render_chart, short_volume
@@ -89,6 +90,9 @@ def test_the_png_holds_the_pixels_savefig_writes_without_an_alpha_channel() -> N
     draw_chart(frame, "X 1m (UTC)", 60).savefig(saved, format="png", dpi=DPI)
     theirs = mpimg.imread(io.BytesIO(saved.getvalue()), format="png")
     assert ours.shape == (540, 960, 3)
+    # PNG keeps pixels per metre, so 150 dpi reads back as 150.0124.
+    dpi = Image.open(io.BytesIO(render_chart(frame, "X 1m (UTC)", 60))).info["dpi"]
+    assert dpi == pytest.approx((DPI, DPI), abs=0.1)
     assert (theirs[..., 3] == 1).all()
     assert (ours == theirs[..., :3]).all()
 
