@@ -145,6 +145,7 @@ class LocalRunner:
         shell_aws: bool = True,
     ) -> None:
         self._shell_aws = shell_aws  # see InProcessInvoker
+        self._stop = threading.Event()  # run()'s: a stop also ends a window's final tries
         self._client = client
         self._function_names = function_names
         self._checkpoints_table = checkpoints_table
@@ -161,7 +162,7 @@ class LocalRunner:
 
         Schedules fire whenever they are due meanwhile; they never keep an until_idle run going.
         """
-        stop = stop or threading.Event()
+        stop = self._stop = stop or threading.Event()
         self.runs = [self._start(m) for m in stream_mappings(self._client("lambda"), self._function_names)]
         self.start_schedules(self._clock())
         self.start_alarms()
@@ -313,4 +314,5 @@ class LocalRunner:
                 run.destination,
                 self._clock,
                 self._sleep,
+                self._stop,
             )

@@ -26,6 +26,7 @@ closed shard would, instead of waiting for the window's end on the clock.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -100,8 +101,10 @@ class ShardProcessor:
         destination: FailureDestination | None,
         clock: Callable[[], float],
         sleep: Callable[[float], None],
+        stop: threading.Event | None = None,
     ) -> None:
         self.mapping = mapping
+        self._stop = stop
         self.shard_id = shard_id
         self._source = source
         self._invoker = invoker
@@ -294,13 +297,19 @@ class ShardProcessor:
             self._checkpoints.save(self.shard_id, ShardCheckpoint(sequence))
 
     def _close_window(self, early: bool) -> None:
+        """Invokes the window's final call until it succeeds: its writes are the window's. A stop
+        ends the tries and leaves the window open and its checkpoint where it was, so the next
+        run reads the window's records again (a replay, which changes no bar)."""
         attempt = 0
         while True:
             response, error = self._invoke([], final=True, early=early)
             verdict = judge(self.mapping, [], response, error, windowed=True)
             if verdict.outcome is Outcome.SUCCESS:
                 break
-            self._sleep(FINAL_INVOKE_BACKOFF_S[min(attempt, len(FINAL_INVOKE_BACKOFF_S) - 1)])
+            pause = FINAL_INVOKE_BACKOFF_S[min(attempt, len(FINAL_INVOKE_BACKOFF_S) - 1)]
+            if self._stop is not None and self._stop.is_set():
+                return
+            self._sleep(pause)
             attempt += 1
         if self._window_last is not None:
             self._checkpoints.save(self.shard_id, ShardCheckpoint(self._window_last))

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -183,6 +184,45 @@ def test_window_state_travels_between_invokes_and_the_final_invoke_ends_the_wind
     assert shapes == [(10, 0, False), (5, 10, False), (0, 15, True), (4, 0, False), (0, 4, True)]
     assert script.events[2]["window"] == {"start": "2027-01-15T08:00:00Z", "end": "2027-01-15T08:01:00Z"}
     assert checkpoints.history == ["15", "103"]  # a window is checkpointed when it ends, not before
+
+
+def test_a_stop_ends_the_tries_of_a_failing_final_invoke_and_leaves_the_window_to_replay() -> None:
+    """The final invoke is tried until it succeeds, but not past a stop (Ctrl-C, SIGTERM): the
+    window stays open and unsaved, so the next run reads its records again."""
+
+    def final_fails(event: dict[str, Any]) -> dict[str, Any]:
+        if event["isFinalInvokeForWindow"]:
+            raise RuntimeError("the bars table is gone")
+        return counting_window(event)
+
+    script = Script(final_fails)
+    stop = threading.Event()
+    tries = []
+
+    def pause(_seconds: float) -> None:
+        tries.append(_seconds)
+        if len(tries) == 3:
+            stop.set()
+        assert len(tries) < 10, "the final invoke was tried on after the stop"
+
+    checkpoints = Checkpoints()
+    shard = ShardProcessor(
+        dataclasses.replace(MAPPING, tumbling_window_s=60),
+        SHARD,
+        ListSource(records(5), closed=True),
+        script,
+        checkpoints,
+        Destination(),
+        Clock(),
+        pause,
+        stop,
+    )
+    assert shard.step(draining=True) is True  # the batch
+    assert shard.step(draining=True) is True  # the final invoke, tried until the stop
+    finals = [e for e in script.events if e["isFinalInvokeForWindow"]]
+    assert len(finals) == 4
+    assert checkpoints.history == []
+    assert shard.stats.windows_closed == 0
 
 
 def test_state_over_1_mb_ends_the_window_early_and_it_goes_on_with_fresh_state() -> None:
