@@ -133,11 +133,15 @@ class InProcessInvoker:
         self._environment = dict(environment)
         self.last_record: InvocationRecord | None = None
         self._worker: threading.Thread | None = None
+        self._unrestored: dict[str, str | None] = {}
 
     def invoke(self, event: dict[str, Any]) -> tuple[Any, str | None]:
         """(response, None) or (None, error message), the event and response passed through JSON."""
         if self._worker is not None:
             self._worker.join()  # a handler that timed out, still running: its environment is busy
+            self._worker = None
+            _restore(self._unrestored)
+            self._unrestored = {}
         payload = json.loads(json.dumps(event))
         context = LocalContext(self.function_name, self._function_arn, self._memory_mb, self._timeout_s)
         outcome: dict[str, Any] = {}
@@ -155,11 +159,12 @@ class InProcessInvoker:
                 if self._cold_ms is not None:
                     init_ms, self._cold_ms = self._cold_ms, None
         finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            if self._worker is None:
+                _restore(saved)
+            else:
+                # The handler runs on past its timeout: it keeps its environment (sealed off the
+                # shell's AWS_ variables) until it ends, which the next invocation waits for.
+                self._unrestored = saved
         error = error or outcome.get("error")
         self.last_record = InvocationRecord(
             context.aws_request_id,
@@ -179,7 +184,10 @@ class InProcessInvoker:
         powertools_cold_start(self._handler is None)
         if self._handler is None:
             loading = time.perf_counter()
-            self._handler = load_handler(self._handler_path)
+            try:
+                self._handler = load_handler(self._handler_path)
+            except Exception as exc:  # an init error fails this invocation, and the next tries again
+                return f"{type(exc).__name__}: {exc} (loading {self._handler_path})"
             self._cold_ms = (time.perf_counter() - loading) * 1000
         handler = self._handler
 
@@ -197,3 +205,12 @@ class InProcessInvoker:
             return f"Task timed out after {self._timeout_s:.2f} seconds"
         self._worker = None
         return None
+
+
+def _restore(saved: Mapping[str, str | None]) -> None:
+    """Puts variables back as they were: set to their value, or unset."""
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -458,6 +458,51 @@ def test_a_sealed_handler_sees_only_the_aws_variables_its_environment_gives(
     assert {k: os.environ[k] for k in shell} == shell  # the shell's, back after each call
 
 
+def test_a_sealed_handler_that_runs_past_its_timeout_stays_sealed_until_it_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = _handler_module(
+        tmp_path,
+        monkeypatch,
+        "overtime_handler",
+        "import os, time\n"
+        "seen = []\n"
+        "def handler(event, context):\n"
+        "    time.sleep(event.get('sleep', 0))\n"
+        "    seen.append(os.environ.get('AWS_SESSION_TOKEN'))\n",
+    )
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "shell-token")
+    invoker = InProcessInvoker(handler, "fn", MAPPING.function.arn, 128, 1, {}, shell_aws=False)
+    assert invoker.invoke({"sleep": 1.5}) == (None, "Task timed out after 1.00 seconds")
+    assert invoker.invoke({}) == (None, None)
+    assert importlib.import_module("overtime_handler").seen == [None, None]
+    assert os.environ["AWS_SESSION_TOKEN"] == "shell-token"
+
+
+def test_a_handler_that_fails_to_load_fails_its_invocation_and_the_next_loads_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on Lambda, an init error is the invocation's error, not the runner's."""
+    handler = _handler_module(
+        tmp_path,
+        monkeypatch,
+        "init_error_handler",
+        "import os\n"
+        "if os.environ.get('BROKEN'):\n"
+        "    raise ValueError('Unknown level: garbage')\n"
+        "def handler(event, context):\n"
+        "    return 'loaded'\n",
+    )
+    monkeypatch.setenv("BROKEN", "1")
+    invoker = InProcessInvoker(handler, "fn", MAPPING.function.arn, 128, 1, {})
+    answer, error = invoker.invoke({})
+    assert answer is None
+    assert error is not None
+    assert error.startswith("ValueError: Unknown level: garbage")
+    monkeypatch.delenv("BROKEN")
+    assert invoker.invoke({}) == ("loaded", None)
+
+
 def test_an_invocation_waits_for_the_handler_that_timed_out_before_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
