@@ -11,10 +11,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import botocore.session
+from botocore.configprovider import BOTOCORE_DEFAUT_SESSION_VARIABLES
 
 READY_TIMEOUT_S = 60.0
 # How our server shows in its command line: this module, and its name before the code moved to
@@ -42,16 +44,25 @@ AWS_VARIABLES_PREFIX = "AWS_"
 
 
 def botocore_session_without_profile() -> botocore.session.Session:
-    """A botocore session that reads no profile, config file or credentials file of the shell:
-    the local stack needs none, and botocore fails on one it cannot find or parse (or wants a
-    login for). Credentials and the region are given to it explicitly."""
-    return botocore.session.Session(
-        session_vars={
-            "profile": (None, None, None, None),
-            "config_file": (None, None, os.devnull, None),
-            "credentials_file": (None, None, os.devnull, None),
-        }
-    )
+    """A botocore session that reads nothing of the shell: no AWS_ variable, no profile, no
+    config or credentials file (botocore fails on one it cannot find or parse, or wants a login
+    for; AWS_DEFAULTS_MODE=garbage fails every client). Its settings are botocore's defaults,
+    and the credentials and region are given to it explicitly."""
+    ignored = {
+        name: (config_name, None, os.devnull if name in _FILES else default, conversion)
+        for name, (config_name, _variable, default, conversion) in BOTOCORE_DEFAUT_SESSION_VARIABLES.items()
+    }
+    return botocore.session.Session(session_vars=ignored)
+
+
+_FILES = ("config_file", "credentials_file")
+
+
+def local_server_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The moto server's environment: the shell's without its AWS_ variables, and no config or
+    credentials file, so none of HOME's is read either."""
+    kept = {k: v for k, v in environ.items() if not k.startswith(AWS_VARIABLES_PREFIX)}
+    return {**kept, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
 
 
 @dataclass(frozen=True)
@@ -113,7 +124,7 @@ class EmbeddedAws:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env={k: v for k, v in os.environ.items() if not k.startswith(AWS_VARIABLES_PREFIX)},
+                env=local_server_environment(os.environ),
             )
         self.pid_file.write_text(f"{process.pid}\n")
         deadline = time.monotonic() + READY_TIMEOUT_S

@@ -20,11 +20,9 @@ class AwsClients:
         self._settings = settings
         credentials: dict[str, Any] = {}
         if settings.local_credentials:
-            credentials = {
-                "aws_access_key_id": LOCAL_ACCESS_KEY,
-                "aws_secret_access_key": LOCAL_SECRET_KEY,
-                "botocore_session": botocore_session_without_profile(),
-            }
+            credentials = {"aws_access_key_id": LOCAL_ACCESS_KEY, "aws_secret_access_key": LOCAL_SECRET_KEY}
+        if settings.embedded:
+            credentials["botocore_session"] = botocore_session_without_profile()
         self.session = boto3.Session(
             region_name=settings.region, profile_name=settings.profile, **credentials
         )

@@ -23,8 +23,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from local_aws.embedded import AWS_VARIABLES_PREFIX
-
 HandlerFn = Callable[[dict[str, Any], Any], Any]
 
 
@@ -117,13 +115,13 @@ class InProcessInvoker:
         memory_mb: int,
         timeout_s: int,
         environment: Mapping[str, str],
-        shell_aws: bool = True,
+        hidden: tuple[str, ...] = (),
     ) -> None:
-        """`shell_aws=False` seals the handler off the shell's AWS_ variables: it sees only those
-        of `environment`, as a function on Lambda sees only its own and Lambda's reserved ones
-        (the shell's session token, profile or DynamoDB endpoint would otherwise reach it)."""
+        """`hidden`: prefixes of the shell's variables the handler does not see (only those of
+        `environment` under them). ("AWS_",) seals it off the shell's AWS settings, as a function
+        on Lambda sees only its own variables and Lambda's reserved ones."""
         self._handler_path = handler_path
-        self._shell_aws = shell_aws
+        self._hidden = hidden
         self._handler: HandlerFn | None = None
         self._cold_ms: float | None = None
         self.function_name = function_name
@@ -145,7 +143,7 @@ class InProcessInvoker:
         payload = json.loads(json.dumps(event))
         context = LocalContext(self.function_name, self._function_arn, self._memory_mb, self._timeout_s)
         outcome: dict[str, Any] = {}
-        hidden = [] if self._shell_aws else [k for k in os.environ if k.startswith(AWS_VARIABLES_PREFIX)]
+        hidden = [k for k in os.environ if k.startswith(self._hidden)] if self._hidden else []
         saved = {k: os.environ.get(k) for k in (*self._environment, *hidden)}
         for key in hidden:
             del os.environ[key]

@@ -142,9 +142,9 @@ class LocalRunner:
         handler_environment: MappingType[str, str],
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        shell_aws: bool = True,
+        hidden: tuple[str, ...] = (),
     ) -> None:
-        self._shell_aws = shell_aws  # see InProcessInvoker
+        self._hidden = hidden  # the shell's variables handlers do not see: see InProcessInvoker
         self._stop = threading.Event()  # run()'s: a stop also ends a window's final tries
         self._client = client
         self._function_names = function_names
@@ -200,7 +200,7 @@ class LocalRunner:
             function.memory_mb,
             function.timeout_s,
             environment,
-            self._shell_aws,
+            self._hidden,
         )
         logs = LambdaLogWriter(self._client("logs"), function.name, function.memory_mb)
         metrics = CloudWatchMetrics(self._client("cloudwatch"))

@@ -187,18 +187,27 @@ def test_a_stack_an_older_version_deployed_takes_new_code(
 
 def test_the_local_stack_runs_whatever_aws_settings_the_shell_holds(tmp_path: Path) -> None:
     """A shell set up for other work: a profile this machine does not have (as after an SSO
-    config moves), keys and a session token of its own, config files botocore cannot parse, a
-    DynamoDB endpoint of its own (DynamoDB Local). The embedded default uses none of them in the
-    CLI, moto's server or the handlers, so every command runs and the handlers' bars land in
-    the embedded stack; a clean shell then finds the same server working."""
+    config moves), keys and a session token of its own, config files botocore cannot parse (and
+    HOME's too), botocore settings of values it refuses, a DynamoDB endpoint of its own
+    (DynamoDB Local). The embedded default uses none of them in the CLI, moto's server or the
+    handlers, so every command runs and the handlers' bars land in the embedded stack; a clean
+    shell then finds the same server working."""
     garbage = tmp_path / "garbage.ini"
     garbage.write_bytes(b"[default\n\xff\xfe not ini")
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         dead_port = unused.getsockname()[1]  # nothing listens there once the socket closes
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "config").write_bytes(garbage.read_bytes())
+    (home / ".aws" / "credentials").write_bytes(garbage.read_bytes())
     state = {"TICKSTREAM_PORT": str(free_local_port()), "TICKSTREAM_STATE_DIR": str(tmp_path / "state")}
     hostile = clean_environment(
         **state,
+        HOME=str(home),
+        AWS_DEFAULTS_MODE="garbage",
+        AWS_STS_REGIONAL_ENDPOINTS="garbage",
+        AWS_REQUEST_CHECKSUM_CALCULATION="garbage",
         AWS_PROFILE="profile-this-machine-lacks",
         AWS_DEFAULT_PROFILE="profile-this-machine-lacks",
         AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",

@@ -448,7 +448,7 @@ def test_a_sealed_handler_sees_only_the_aws_variables_its_environment_gives(
     for key, value in shell.items():
         monkeypatch.setenv(key, value)
     given = {"AWS_ACCESS_KEY_ID": "testing", "AWS_CONFIG_FILE": os.devnull}
-    sealed = InProcessInvoker(handler, "fn", MAPPING.function.arn, 128, 1, given, shell_aws=False)
+    sealed = InProcessInvoker(handler, "fn", MAPPING.function.arn, 128, 1, given, hidden=("AWS_",))
     seen, error = sealed.invoke({})
     assert error is None
     assert seen == given
@@ -472,7 +472,7 @@ def test_a_sealed_handler_that_runs_past_its_timeout_stays_sealed_until_it_ends(
         "    seen.append(os.environ.get('AWS_SESSION_TOKEN'))\n",
     )
     monkeypatch.setenv("AWS_SESSION_TOKEN", "shell-token")
-    invoker = InProcessInvoker(handler, "fn", MAPPING.function.arn, 128, 1, {}, shell_aws=False)
+    invoker = InProcessInvoker(handler, "fn", MAPPING.function.arn, 128, 1, {}, hidden=("AWS_",))
     assert invoker.invoke({"sleep": 1.5}) == (None, "Task timed out after 1.00 seconds")
     assert invoker.invoke({}) == (None, None)
     assert importlib.import_module("overtime_handler").seen == [None, None]

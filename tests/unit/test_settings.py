@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from lambda_build.artifacts import build_code_zip
 from local_aws.embedded import EmbeddedAws, EmbeddedAwsError, free_local_port
 from tickstream.cli import app
+from tickstream.commands.consume import hidden_from_handlers
 from tickstream.settings import Settings, SettingsError
 
 
@@ -53,6 +54,17 @@ def test_the_embedded_stack_ignores_the_shells_profile_and_keys_and_an_endpoint_
         {"AWS_DEFAULT_PROFILE": "first", "AWS_PROFILE": "second", "AWS_ENDPOINT_URL": "http://localhost:4567"}
     )
     assert (default.local_credentials, default.profile) == (False, "first")
+
+
+def test_handlers_see_no_aws_variable_of_the_shell_locally_and_no_per_service_endpoint_elsewhere() -> None:
+    embedded = Settings.from_environment({})
+    endpoint = Settings.from_environment({"AWS_ENDPOINT_URL": "http://localhost:4567"})
+    real = Settings.from_environment({}, real_aws=True)
+    assert [hidden_from_handlers(s) for s in (embedded, endpoint, real)] == [
+        ("AWS_",),
+        ("AWS_ENDPOINT_URL_",),
+        (),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -43,15 +43,24 @@ def handler_environment(settings: Settings, outputs: StackOutputs) -> dict[str, 
     if settings.endpoint_url is not None:
         environment["AWS_ENDPOINT_URL"] = settings.endpoint_url
     if settings.local_credentials:
-        # The handlers are sealed off the shell's AWS_ variables (local_runner): these are all
-        # they see, with no config or credentials file to read a profile or an endpoint from.
-        environment.update(
-            AWS_ACCESS_KEY_ID=LOCAL_ACCESS_KEY,
-            AWS_SECRET_ACCESS_KEY=LOCAL_SECRET_KEY,
-            AWS_CONFIG_FILE=os.devnull,
-            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-        )
+        environment.update(AWS_ACCESS_KEY_ID=LOCAL_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=LOCAL_SECRET_KEY)
+    if settings.embedded:
+        # Sealed off the shell's AWS_ variables (hidden_from_handlers): these are all they see,
+        # with no config or credentials file to read a profile or an endpoint from.
+        environment.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
     return environment
+
+
+def hidden_from_handlers(settings: Settings) -> tuple[str, ...]:
+    """Prefixes of the shell's variables the handlers run here do not see. On the embedded
+    default, every AWS_ one (the shell's token, profile, config files, endpoints): a function on
+    Lambda sees only its own variables. On AWS_ENDPOINT_URL, the per-service endpoints, which
+    botocore would prefer to it, so handlers reach the stack the CLI deployed and reads."""
+    if settings.embedded:
+        return ("AWS_",)
+    if settings.endpoint_url is not None:
+        return ("AWS_ENDPOINT_URL_",)
+    return ()
 
 
 def local_runner(
@@ -67,7 +76,7 @@ def local_runner(
         outputs.function_names() if functions is None else functions,
         runner_checkpoints_table(clients, settings),
         handler_environment(settings, outputs),
-        shell_aws=not settings.local_credentials,
+        hidden=hidden_from_handlers(settings),
     )
 
 
