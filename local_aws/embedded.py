@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +56,18 @@ def botocore_session_without_profile() -> botocore.session.Session:
 
 
 _FILES = ("config_file", "credentials_file")
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+
+
+def bypass_proxies_for_loopback(environ: MutableMapping[str, str]) -> None:
+    """Adds the loopback hosts to NO_PROXY and no_proxy: a shell's HTTP_PROXY (a company proxy)
+    would otherwise carry every call to the embedded moto, from the CLI, its handlers and
+    urllib alike, to a proxy that cannot reach this machine's loopback."""
+    for name in ("NO_PROXY", "no_proxy"):
+        hosts = [h for h in environ.get(name, "").split(",") if h.strip()]
+        environ[name] = ",".join([*hosts, *(h for h in LOOPBACK_HOSTS if h not in hosts)])
 
 
 def local_server_environment(environ: Mapping[str, str]) -> dict[str, str]:

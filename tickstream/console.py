@@ -53,6 +53,10 @@ class State:
                 self._settings = Settings.from_environment(os.environ, real_aws=self.real_aws)
             except SettingsError as exc:
                 raise fail(str(exc)) from exc
+            if self._settings.embedded:
+                from local_aws.embedded import bypass_proxies_for_loopback
+
+                bypass_proxies_for_loopback(os.environ)
         return self._settings
 
 

@@ -189,9 +189,10 @@ def test_the_local_stack_runs_whatever_aws_settings_the_shell_holds(tmp_path: Pa
     """A shell set up for other work: a profile this machine does not have (as after an SSO
     config moves), keys and a session token of its own, config files botocore cannot parse (and
     HOME's too), botocore settings of values it refuses, a DynamoDB endpoint of its own
-    (DynamoDB Local). The embedded default uses none of them in the CLI, moto's server or the
-    handlers, so every command runs and the handlers' bars land in the embedded stack; a clean
-    shell then finds the same server working."""
+    (DynamoDB Local), a company HTTP proxy that cannot reach this machine's loopback. The
+    embedded default uses none of them in the CLI, moto's server or the handlers, so every
+    command runs and the handlers' bars land in the embedded stack; a clean shell then finds
+    the same server working."""
     garbage = tmp_path / "garbage.ini"
     garbage.write_bytes(b"[default\n\xff\xfe not ini")
     with socket.socket() as unused:
@@ -216,6 +217,9 @@ def test_the_local_stack_runs_whatever_aws_settings_the_shell_holds(tmp_path: Pa
         AWS_CONFIG_FILE=str(garbage),
         AWS_SHARED_CREDENTIALS_FILE=str(garbage),
         AWS_ENDPOINT_URL_DYNAMODB=f"http://127.0.0.1:{dead_port}",
+        HTTP_PROXY=f"http://127.0.0.1:{dead_port}",
+        http_proxy=f"http://127.0.0.1:{dead_port}",
+        NO_PROXY="internal.example.com",
     )
     try:
         for args in (

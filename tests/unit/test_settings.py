@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lambda_build.artifacts import build_code_zip
-from local_aws.embedded import EmbeddedAws, EmbeddedAwsError, free_local_port
+from local_aws.embedded import EmbeddedAws, EmbeddedAwsError, bypass_proxies_for_loopback, free_local_port
 from tickstream.cli import app
 from tickstream.commands.consume import hidden_from_handlers
 from tickstream.settings import Settings, SettingsError
@@ -65,6 +65,16 @@ def test_handlers_see_no_aws_variable_of_the_shell_locally_and_no_per_service_en
         ("AWS_ENDPOINT_URL_",),
         (),
     ]
+
+
+def test_loopback_is_added_to_no_proxy_once_keeping_what_was_there() -> None:
+    environ = {"NO_PROXY": "internal.example.com,localhost"}
+    bypass_proxies_for_loopback(environ)
+    bypass_proxies_for_loopback(environ)
+    assert environ == {
+        "NO_PROXY": "internal.example.com,localhost,127.0.0.1",
+        "no_proxy": "127.0.0.1,localhost",
+    }
 
 
 @pytest.mark.parametrize(
