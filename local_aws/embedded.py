@@ -58,6 +58,12 @@ def botocore_session_without_profile() -> botocore.session.Session:
 _FILES = ("config_file", "credentials_file")
 
 
+def regions_moto_serves() -> frozenset[str]:
+    """The regions of botocore's endpoint data, every partition's: the ones moto has backends for."""
+    endpoints = botocore.session.Session().get_component("data_loader").load_data("endpoints")
+    return frozenset(region for partition in endpoints["partitions"] for region in partition["regions"])
+
+
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 
 

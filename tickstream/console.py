@@ -50,7 +50,9 @@ class State:
     def settings(self) -> Settings:
         if self._settings is None:
             try:
-                self._settings = Settings.from_environment(os.environ, real_aws=self.real_aws)
+                self._settings = Settings.from_environment(
+                    os.environ, real_aws=self.real_aws, local_regions=_local_regions(self.real_aws)
+                )
             except SettingsError as exc:
                 raise fail(str(exc)) from exc
             if self._settings.embedded:
@@ -58,6 +60,14 @@ class State:
 
                 bypass_proxies_for_loopback(os.environ)
         return self._settings
+
+
+def _local_regions(real_aws: bool) -> frozenset[str]:
+    if real_aws:
+        return frozenset()
+    from local_aws.embedded import regions_moto_serves
+
+    return regions_moto_serves()
 
 
 state = State()

@@ -7,7 +7,7 @@ stack, so a stray credential in the environment can never touch a real account b
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -51,7 +51,11 @@ class Settings:
         return f"{'embedded moto' if self.embedded else 'endpoint'} {self.endpoint_url}"
 
     @classmethod
-    def from_environment(cls, env: Mapping[str, str], *, real_aws: bool = False) -> Settings:
+    def from_environment(
+        cls, env: Mapping[str, str], *, real_aws: bool = False, local_regions: Collection[str] = ()
+    ) -> Settings:
+        """`local_regions`, when given: the regions the embedded moto serves (it answers a request
+        for another, eu-wst-1, with a 500 page, not an error naming the variable)."""
         port = _port(env.get("TICKSTREAM_PORT", str(DEFAULT_PORT)))
         endpoint = env.get("AWS_ENDPOINT_URL") or None
         if endpoint is not None:
@@ -79,6 +83,9 @@ class Settings:
         if not REGION_NAME.fullmatch(region):
             variable = "AWS_REGION" if env.get("AWS_REGION") else "AWS_DEFAULT_REGION"
             raise SettingsError(f"{variable}={region!r} is not an AWS region name (like us-east-1)")
+        if embedded and local_regions and region not in local_regions:
+            variable = "AWS_REGION" if env.get("AWS_REGION") else "AWS_DEFAULT_REGION"
+            raise SettingsError(f"{variable}={region!r} is not a region the embedded moto knows (a typo?)")
         return cls(
             endpoint_url=endpoint,
             embedded=embedded,

@@ -10,7 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from lambda_build.artifacts import build_code_zip
-from local_aws.embedded import EmbeddedAws, EmbeddedAwsError, bypass_proxies_for_loopback, free_local_port
+from local_aws.embedded import (
+    EmbeddedAws,
+    EmbeddedAwsError,
+    bypass_proxies_for_loopback,
+    free_local_port,
+    regions_moto_serves,
+)
 from tickstream.cli import app
 from tickstream.commands.consume import hidden_from_handlers
 from tickstream.settings import Settings, SettingsError
@@ -65,6 +71,20 @@ def test_handlers_see_no_aws_variable_of_the_shell_locally_and_no_per_service_en
         ("AWS_ENDPOINT_URL_",),
         (),
     ]
+
+
+def test_a_region_the_embedded_moto_does_not_know_is_refused_by_name() -> None:
+    known = regions_moto_serves()
+    assert {"us-east-1", "eu-west-1", "cn-north-1", "us-gov-west-1"} <= known
+    with pytest.raises(SettingsError, match="AWS_REGION='eu-wst-1' is not a region the embedded moto"):
+        Settings.from_environment({"AWS_REGION": "eu-wst-1"}, local_regions=known)
+    assert (
+        Settings.from_environment({"AWS_DEFAULT_REGION": "eu-west-1"}, local_regions=known).region
+        == "eu-west-1"
+    )
+    # Elsewhere the endpoint, or AWS itself, answers for its own regions.
+    endpoint = {"AWS_REGION": "eu-wst-1", "AWS_ENDPOINT_URL": "http://localhost:4567"}
+    assert Settings.from_environment(endpoint, local_regions=known).region == "eu-wst-1"
 
 
 def test_loopback_is_added_to_no_proxy_once_keeping_what_was_there() -> None:
