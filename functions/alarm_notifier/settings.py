@@ -9,6 +9,7 @@ from dataclasses import dataclass
 OWN_NAME_SUFFIX = "-alarm-notifier"
 DEFAULT_STACK = "tickstream"  # the CLI's stack when TICKSTREAM_STACK is not set
 DEFAULT_LOCAL_PORT = ":4566"  # where the CLI's embedded AWS listens unless TICKSTREAM_PORT says
+EMBEDDED_PREFIX = "http://127.0.0.1:"  # the embedded AWS's endpoint, the port after it
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class NotifierSettings:
         prefix = "" if stack in ("", DEFAULT_STACK) else f"TICKSTREAM_STACK={stack} "
         endpoint = env.get("AWS_ENDPOINT_URL", "")
         if endpoint and not endpoint.endswith(DEFAULT_LOCAL_PORT):
-            prefix = f"AWS_ENDPOINT_URL={endpoint} " + prefix  # locally, on another port
+            # Locally, on another port: the embedded AWS's is named by its port, so the command
+            # keeps the embedded default's settings (AWS_ENDPOINT_URL would read the shell's).
+            port = endpoint.removeprefix(EMBEDDED_PREFIX)
+            named = f"TICKSTREAM_PORT={port}" if port.isdigit() else f"AWS_ENDPOINT_URL={endpoint}"
+            prefix = f"{named} {prefix}"
         command = prefix + ("tickstream" if endpoint else "tickstream --aws")
         return cls(env.get("ALERT_WEBHOOK_URL") or None, env.get("ALERT_WEBHOOK_PARAMETER") or None, command)

@@ -55,7 +55,8 @@ def test_an_alarm_and_its_recovery_post_one_message_each(
     assert alarm.splitlines()[0] == ":red_circle: *ALARM* alarms-aggregator-errors"
     assert "function alarms-aggregator, Errors (sum per 60 s) = 3 (alarm when &gt; 0)" in alarm
     # Commands to paste: this stack, on this endpoint (not the default port).
-    endpoint = f"AWS_ENDPOINT_URL={local_stack.endpoint} TICKSTREAM_STACK=alarms tickstream"
+    port = local_stack.endpoint.rsplit(":", 1)[1]
+    endpoint = f"TICKSTREAM_PORT={port} TICKSTREAM_STACK=alarms tickstream"
     assert f"look at: `{endpoint} logs aggregator --since 1h`, `{endpoint} status`" in alarm
 
     cloudwatch.set_alarm_state(AlarmName="alarms-aggregator-errors", StateValue="OK", StateReason=CLEARED)

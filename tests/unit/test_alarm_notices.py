@@ -127,7 +127,11 @@ def test_hints_follow_what_the_alarm_watches(dimensions: list[dict[str, str]], e
         ),
         (
             {"AWS_LAMBDA_FUNCTION_NAME": "s-alarm-notifier", "AWS_ENDPOINT_URL": "http://127.0.0.1:47935"},
-            "AWS_ENDPOINT_URL=http://127.0.0.1:47935 TICKSTREAM_STACK=s tickstream",
+            "TICKSTREAM_PORT=47935 TICKSTREAM_STACK=s tickstream",
+        ),
+        (
+            {"AWS_LAMBDA_FUNCTION_NAME": "s-alarm-notifier", "AWS_ENDPOINT_URL": "http://localstack:4567"},
+            "AWS_ENDPOINT_URL=http://localstack:4567 TICKSTREAM_STACK=s tickstream",
         ),
     ],
 )
