@@ -60,20 +60,27 @@ _FILES = ("config_file", "credentials_file")
 
 def regions_moto_serves() -> frozenset[str]:
     """The regions of botocore's endpoint data, every partition's: the ones moto has backends for."""
-    endpoints = botocore.session.Session().get_component("data_loader").load_data("endpoints")
+    endpoints = botocore_session_without_profile().get_component("data_loader").load_data("endpoints")
     return frozenset(region for partition in endpoints["partitions"] for region in partition["regions"])
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+NO_PROXY_VARIABLES = ("no_proxy", "NO_PROXY")
 
 
 def bypass_proxies_for_loopback(environ: MutableMapping[str, str]) -> None:
     """Adds the loopback hosts to NO_PROXY and no_proxy: a shell's HTTP_PROXY (a company proxy)
     would otherwise carry every call to the embedded moto, from the CLI, its handlers and
-    urllib alike, to a proxy that cannot reach this machine's loopback."""
-    for name in ("NO_PROXY", "no_proxy"):
-        hosts = [h for h in environ.get(name, "").split(",") if h.strip()]
-        environ[name] = ",".join([*hosts, *(h for h in LOOPBACK_HOSTS if h not in hosts)])
+    urllib alike, to a proxy that cannot reach this machine's loopback. Both are set to the hosts
+    of both (Python and requests read the lowercase one first, so an uppercase-only list would
+    be lost), and `*`, which bypasses every proxy only when it is the whole value, is left alone."""
+    lists = [environ.get(name, "") for name in NO_PROXY_VARIABLES]
+    if "*" in (value.strip() for value in lists):
+        return
+    hosts = list(dict.fromkeys(h.strip() for value in lists for h in value.split(",") if h.strip()))
+    joined = ",".join([*hosts, *(h for h in LOOPBACK_HOSTS if h not in hosts)])
+    for name in NO_PROXY_VARIABLES:
+        environ[name] = joined
 
 
 def local_server_environment(environ: Mapping[str, str]) -> dict[str, str]:

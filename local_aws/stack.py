@@ -115,7 +115,7 @@ class StackDeployer:
 
     def describe(self) -> dict[str, Any]:
         """The stack as DescribeStacks shows it; every command's first call, so its errors say where."""
-        where = self._cf.meta.endpoint_url
+        where = f"{self._cf.meta.endpoint_url} ({self._cf.meta.region_name})"
         try:
             stacks = self._cf.describe_stacks(StackName=self.stack_name)["Stacks"]
         except ClientError as exc:

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from functools import cache
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -51,7 +52,9 @@ class State:
         if self._settings is None:
             try:
                 self._settings = Settings.from_environment(
-                    os.environ, real_aws=self.real_aws, local_regions=_local_regions(self.real_aws)
+                    os.environ,
+                    real_aws=self.real_aws,
+                    local_regions=_local_regions(self.real_aws, os.environ),
                 )
             except SettingsError as exc:
                 raise fail(str(exc)) from exc
@@ -62,8 +65,9 @@ class State:
         return self._settings
 
 
-def _local_regions(real_aws: bool) -> frozenset[str]:
-    if real_aws:
+def _local_regions(real_aws: bool, environ: Mapping[str, str]) -> frozenset[str]:
+    """The regions the embedded moto serves, when it is the target; none to check otherwise."""
+    if real_aws or environ.get("AWS_ENDPOINT_URL"):
         return frozenset()
     from local_aws.embedded import regions_moto_serves
 

@@ -79,7 +79,10 @@ def _explain_botocore(cause: BaseException, settings: Settings) -> str | None:
     if _not_an_aws_answer(cause):
         return _not_aws(settings)
     if isinstance(cause, ProfileNotFound):
-        return f"{cause}: set AWS_PROFILE to one that `aws configure list-profiles` shows, or unset it"
+        return (
+            f"{cause}: set AWS_PROFILE to one that `aws configure list-profiles` shows, or unset it "
+            "(and AWS_DEFAULT_PROFILE, which botocore reads first)"
+        )
     if isinstance(cause, _NO_CREDENTIALS):
         local = "" if settings.endpoint_url is not None else "; or drop --aws to use the local stack"
         return (

@@ -48,7 +48,8 @@ class Settings:
     def target(self) -> str:
         if self.endpoint_url is None:
             return f"AWS ({self.region}{', profile ' + self.profile if self.profile else ''})"
-        return f"{'embedded moto' if self.embedded else 'endpoint'} {self.endpoint_url}"
+        # The region too: each is a stack of its own there (AWS_REGION=eu-west-1 finds no other's).
+        return f"{'embedded moto' if self.embedded else 'endpoint'} {self.endpoint_url} ({self.region})"
 
     @classmethod
     def from_environment(

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 OWN_NAME_SUFFIX = "-alarm-notifier"
 DEFAULT_STACK = "tickstream"  # the CLI's stack when TICKSTREAM_STACK is not set
 DEFAULT_LOCAL_PORT = ":4566"  # where the CLI's embedded AWS listens unless TICKSTREAM_PORT says
-EMBEDDED_PREFIX = "http://127.0.0.1:"  # the embedded AWS's endpoint, the port after it
 
 
 @dataclass(frozen=True)
@@ -21,15 +20,16 @@ class NotifierSettings:
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> NotifierSettings:
         """On AWS (no AWS_ENDPOINT_URL) the hints say `--aws`, and they name the stack unless it
-        is the CLI's default one, so a command copied from the chat reaches this stack."""
+        is the CLI's default one, so a command copied from the chat reaches this stack. Locally
+        they name the embedded AWS's port (TICKSTREAM_PORT, which only the local runner sets),
+        or the endpoint, unless it is the default one."""
         stack = env.get("AWS_LAMBDA_FUNCTION_NAME", "").removesuffix(OWN_NAME_SUFFIX)
         prefix = "" if stack in ("", DEFAULT_STACK) else f"TICKSTREAM_STACK={stack} "
         endpoint = env.get("AWS_ENDPOINT_URL", "")
-        if endpoint and not endpoint.endswith(DEFAULT_LOCAL_PORT):
-            # Locally, on another port: the embedded AWS's is named by its port, so the command
-            # keeps the embedded default's settings (AWS_ENDPOINT_URL would read the shell's).
-            port = endpoint.removeprefix(EMBEDDED_PREFIX)
-            named = f"TICKSTREAM_PORT={port}" if port.isdigit() else f"AWS_ENDPOINT_URL={endpoint}"
-            prefix = f"{named} {prefix}"
+        port = env.get("TICKSTREAM_PORT", "")
+        if port and f":{port}" != DEFAULT_LOCAL_PORT:
+            prefix = f"TICKSTREAM_PORT={port} {prefix}"
+        elif endpoint and not port and not endpoint.endswith(DEFAULT_LOCAL_PORT):
+            prefix = f"AWS_ENDPOINT_URL={endpoint} {prefix}"
         command = prefix + ("tickstream" if endpoint else "tickstream --aws")
         return cls(env.get("ALERT_WEBHOOK_URL") or None, env.get("ALERT_WEBHOOK_PARAMETER") or None, command)

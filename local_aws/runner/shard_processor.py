@@ -88,6 +88,7 @@ class ProcessorStats:
     windows_closed: int = 0
     windows_terminated_early: int = 0
     bisections: int = 0
+    windows_left_open: int = 0  # a stop came while a window's final invoke kept failing
 
 
 class ShardProcessor:
@@ -308,6 +309,7 @@ class ShardProcessor:
                 break
             pause = FINAL_INVOKE_BACKOFF_S[min(attempt, len(FINAL_INVOKE_BACKOFF_S) - 1)]
             if self._stop is not None and self._stop.is_set():
+                self.stats.windows_left_open += 1
                 return
             self._sleep(pause)
             attempt += 1

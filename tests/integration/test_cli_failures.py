@@ -74,7 +74,7 @@ def test_an_endpoint_url_where_nothing_answers_is_named(nothing_running: dict[st
 
 def test_no_stack_at_a_running_endpoint_says_to_run_up(local_stack: LocalStack) -> None:
     done = fails(["status"], {**local_stack.env, "TICKSTREAM_STACK": "nostack"})
-    assert_polite(done, f"no stack nostack at {local_stack.endpoint}: run `tickstream up` first")
+    assert_polite(done, f"no stack nostack at {local_stack.endpoint} (us-east-1): run `tickstream up` first")
 
 
 def test_aws_without_credentials_says_how_to_get_them(tmp_path: Path) -> None:

@@ -189,7 +189,8 @@ def test_the_local_stack_runs_whatever_aws_settings_the_shell_holds(tmp_path: Pa
     """A shell set up for other work: a profile this machine does not have (as after an SSO
     config moves), keys and a session token of its own, config files botocore cannot parse (and
     HOME's too), botocore settings of values it refuses, a DynamoDB endpoint of its own
-    (DynamoDB Local), a company HTTP proxy that cannot reach this machine's loopback. The
+    (DynamoDB Local), a company HTTP proxy that cannot reach this machine's loopback, Powertools
+    settings for other work. The
     embedded default uses none of them in the CLI, moto's server or the handlers, so every
     command runs and the handlers' bars land in the embedded stack; a clean shell then finds
     the same server working."""
@@ -220,6 +221,7 @@ def test_the_local_stack_runs_whatever_aws_settings_the_shell_holds(tmp_path: Pa
         HTTP_PROXY=f"http://127.0.0.1:{dead_port}",
         http_proxy=f"http://127.0.0.1:{dead_port}",
         NO_PROXY="internal.example.com",
+        POWERTOOLS_LOG_LEVEL="garbage",
     )
     try:
         for args in (

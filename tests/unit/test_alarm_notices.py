@@ -126,8 +126,17 @@ def test_hints_follow_what_the_alarm_watches(dimensions: list[dict[str, str]], e
             "tickstream",
         ),
         (
-            {"AWS_LAMBDA_FUNCTION_NAME": "s-alarm-notifier", "AWS_ENDPOINT_URL": "http://127.0.0.1:47935"},
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": "s-alarm-notifier",
+                "AWS_ENDPOINT_URL": "http://127.0.0.1:47935",
+                "TICKSTREAM_PORT": "47935",
+            },
             "TICKSTREAM_PORT=47935 TICKSTREAM_STACK=s tickstream",
+        ),
+        (
+            # LocalStack on loopback, reached through AWS_ENDPOINT_URL: no port from the runner.
+            {"AWS_LAMBDA_FUNCTION_NAME": "s-alarm-notifier", "AWS_ENDPOINT_URL": "http://127.0.0.1:4567"},
+            "AWS_ENDPOINT_URL=http://127.0.0.1:4567 TICKSTREAM_STACK=s tickstream",
         ),
         (
             {"AWS_LAMBDA_FUNCTION_NAME": "s-alarm-notifier", "AWS_ENDPOINT_URL": "http://localstack:4567"},

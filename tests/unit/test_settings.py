@@ -67,9 +67,9 @@ def test_handlers_see_no_aws_variable_of_the_shell_locally_and_no_per_service_en
     endpoint = Settings.from_environment({"AWS_ENDPOINT_URL": "http://localhost:4567"})
     real = Settings.from_environment({}, real_aws=True)
     assert [hidden_from_handlers(s) for s in (embedded, endpoint, real)] == [
-        ("AWS_",),
-        ("AWS_ENDPOINT_URL_",),
-        (),
+        ("AWS_", "POWERTOOLS_", "TICKSTREAM_"),
+        ("AWS_ENDPOINT_URL_", "POWERTOOLS_", "TICKSTREAM_"),
+        ("POWERTOOLS_", "TICKSTREAM_"),
     ]
 
 
@@ -87,14 +87,27 @@ def test_a_region_the_embedded_moto_does_not_know_is_refused_by_name() -> None:
     assert Settings.from_environment(endpoint, local_regions=known).region == "eu-wst-1"
 
 
-def test_loopback_is_added_to_no_proxy_once_keeping_what_was_there() -> None:
-    environ = {"NO_PROXY": "internal.example.com,localhost"}
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ({}, "127.0.0.1,localhost"),
+        ({"NO_PROXY": "quotes.corp.test,localhost"}, "quotes.corp.test,localhost,127.0.0.1"),
+        ({"no_proxy": "a.test", "NO_PROXY": "b.test"}, "a.test,b.test,127.0.0.1,localhost"),
+    ],
+)
+def test_loopback_is_added_to_both_no_proxy_lists_keeping_what_either_held(
+    before: dict[str, str], after: str
+) -> None:
+    environ = dict(before)
     bypass_proxies_for_loopback(environ)
     bypass_proxies_for_loopback(environ)
-    assert environ == {
-        "NO_PROXY": "internal.example.com,localhost,127.0.0.1",
-        "no_proxy": "127.0.0.1,localhost",
-    }
+    assert environ == {"no_proxy": after, "NO_PROXY": after}
+
+
+def test_a_no_proxy_of_star_is_left_alone() -> None:
+    environ = {"NO_PROXY": "*"}
+    bypass_proxies_for_loopback(environ)
+    assert environ == {"NO_PROXY": "*"}
 
 
 @pytest.mark.parametrize(

@@ -46,21 +46,29 @@ def handler_environment(settings: Settings, outputs: StackOutputs) -> dict[str, 
         environment.update(AWS_ACCESS_KEY_ID=LOCAL_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=LOCAL_SECRET_KEY)
     if settings.embedded:
         # Sealed off the shell's AWS_ variables (hidden_from_handlers): these are all they see,
-        # with no config or credentials file to read a profile or an endpoint from.
-        environment.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+        # with no config or credentials file to read a profile or an endpoint from. The port
+        # names this stack in the alarm notifier's hints.
+        environment.update(
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+            TICKSTREAM_PORT=str(settings.port),
+        )
     return environment
 
 
 def hidden_from_handlers(settings: Settings) -> tuple[str, ...]:
-    """Prefixes of the shell's variables the handlers run here do not see. On the embedded
-    default, every AWS_ one (the shell's token, profile, config files, endpoints): a function on
-    Lambda sees only its own variables. On AWS_ENDPOINT_URL, the per-service endpoints, which
-    botocore would prefer to it, so handlers reach the stack the CLI deployed and reads."""
+    """Prefixes of the shell's variables the handlers run here do not see (those the runner
+    gives them aside). A function on Lambda sees only its own variables: never the shell's
+    Powertools settings (POWERTOOLS_LOG_LEVEL=garbage failed every invocation) or tickstream's.
+    On the embedded default, no AWS_ variable either (the shell's token, profile, config files,
+    endpoints); on AWS_ENDPOINT_URL, no per-service endpoint, which botocore would prefer to it,
+    so the handlers reach the stack the CLI deployed and reads."""
+    always = ("POWERTOOLS_", "TICKSTREAM_")
     if settings.embedded:
-        return ("AWS_",)
+        return ("AWS_", *always)
     if settings.endpoint_url is not None:
-        return ("AWS_ENDPOINT_URL_",)
-    return ()
+        return ("AWS_ENDPOINT_URL_", *always)
+    return always
 
 
 def local_runner(
@@ -128,6 +136,12 @@ def consume_stack(settings: Settings, until_idle: bool) -> None:
             f"{stats.windows_closed} windows closed, {stats.records_discarded} discarded "
             f"({stats.failure_messages} OnFailure messages)"
         )
+        if stats.windows_left_open:
+            err().print(
+                f"{run.mapping.function.name}: {stats.windows_left_open} window(s) left open: their final "
+                "invoke kept failing until the stop; the next `consume` reads them again (its logs: "
+                f"`tickstream logs {run.mapping.function.name.removeprefix(settings.stack_name + '-')}`)"
+            )
     for schedule in runner.schedules:
         queue = schedule.queue.stats
         out().print(
