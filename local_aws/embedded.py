@@ -43,7 +43,7 @@ class EmbeddedAwsError(RuntimeError):
 AWS_VARIABLES_PREFIX = "AWS_"
 
 
-def botocore_session_without_profile() -> botocore.session.Session:
+def sealed_botocore_session() -> botocore.session.Session:
     """A botocore session that reads nothing of the shell: no AWS_ variable, no profile, no
     config or credentials file (botocore fails on one it cannot find or parse, or wants a login
     for; AWS_DEFAULTS_MODE=garbage fails every client). Its settings are botocore's defaults,
@@ -60,7 +60,7 @@ _FILES = ("config_file", "credentials_file")
 
 def regions_moto_serves() -> frozenset[str]:
     """The regions of botocore's endpoint data, every partition's: the ones moto has backends for."""
-    endpoints = botocore_session_without_profile().get_component("data_loader").load_data("endpoints")
+    endpoints = sealed_botocore_session().get_component("data_loader").load_data("endpoints")
     return frozenset(region for partition in endpoints["partitions"] for region in partition["regions"])
 
 

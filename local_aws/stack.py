@@ -18,7 +18,7 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
-from local_aws.embedded import botocore_session_without_profile
+from local_aws.embedded import sealed_botocore_session
 
 TEMPLATE_HASH_TAG = "tickstream:template-sha256"
 DEPLOY_TIMEOUT_S = 600.0
@@ -99,7 +99,7 @@ def translate_template(sam: dict[str, Any], region: str) -> dict[str, Any]:
         None,
         Parser(),
         # Only its region is read (for the partition): no profile, which may not exist here.
-        boto_session=boto3.Session(region_name=region, botocore_session=botocore_session_without_profile()),
+        boto_session=boto3.Session(region_name=region, botocore_session=sealed_botocore_session()),
     ).translate(sam, parameter_values={})
     return translated
 

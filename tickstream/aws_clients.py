@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from local_aws.embedded import botocore_session_without_profile
+from local_aws.embedded import sealed_botocore_session
 from tickstream.settings import Settings
 
 # Credentials moto accepts; they are only ever sent to a local endpoint (Settings.local_credentials).
@@ -22,7 +22,7 @@ class AwsClients:
         if settings.local_credentials:
             credentials = {"aws_access_key_id": LOCAL_ACCESS_KEY, "aws_secret_access_key": LOCAL_SECRET_KEY}
         if settings.embedded:
-            credentials["botocore_session"] = botocore_session_without_profile()
+            credentials["botocore_session"] = sealed_botocore_session()
         self.session = boto3.Session(
             region_name=settings.region, profile_name=settings.profile, **credentials
         )
