@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping
 from functools import cache
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -50,28 +49,19 @@ class State:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from local_aws.embedded import bypass_proxies_for_loopback, regions_moto_serves
+
             try:
                 self._settings = Settings.from_environment(
                     os.environ,
                     real_aws=self.real_aws,
-                    local_regions=_local_regions(self.real_aws, os.environ),
+                    local_regions=regions_moto_serves,
                 )
             except SettingsError as exc:
                 raise fail(str(exc)) from exc
             if self._settings.embedded:
-                from local_aws.embedded import bypass_proxies_for_loopback
-
                 bypass_proxies_for_loopback(os.environ)
         return self._settings
-
-
-def _local_regions(real_aws: bool, environ: Mapping[str, str]) -> frozenset[str]:
-    """The regions the embedded moto serves, when it is the target; none to check otherwise."""
-    if real_aws or environ.get("AWS_ENDPOINT_URL"):
-        return frozenset()
-    from local_aws.embedded import regions_moto_serves
-
-    return regions_moto_serves()
 
 
 state = State()

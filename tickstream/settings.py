@@ -7,7 +7,7 @@ stack, so a stray credential in the environment can never touch a real account b
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -53,10 +53,15 @@ class Settings:
 
     @classmethod
     def from_environment(
-        cls, env: Mapping[str, str], *, real_aws: bool = False, local_regions: Collection[str] = ()
+        cls,
+        env: Mapping[str, str],
+        *,
+        real_aws: bool = False,
+        local_regions: Callable[[], Collection[str]] | None = None,
     ) -> Settings:
         """`local_regions`, when given: the regions the embedded moto serves (it answers a request
-        for another, eu-wst-1, with a 500 page, not an error naming the variable)."""
+        for another, eu-wst-1, with a 500 page, not an error naming the variable), asked for only
+        when the embedded moto is the target."""
         port = _port(env.get("TICKSTREAM_PORT", str(DEFAULT_PORT)))
         endpoint = env.get("AWS_ENDPOINT_URL") or None
         if endpoint is not None:
@@ -81,11 +86,10 @@ class Settings:
         # configprovider), here to know whether the shell has credentials and to name it.
         profile = None if embedded else env.get("AWS_DEFAULT_PROFILE") or env.get("AWS_PROFILE") or None
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+        variable = "AWS_REGION" if env.get("AWS_REGION") else "AWS_DEFAULT_REGION"
         if not REGION_NAME.fullmatch(region):
-            variable = "AWS_REGION" if env.get("AWS_REGION") else "AWS_DEFAULT_REGION"
             raise SettingsError(f"{variable}={region!r} is not an AWS region name (like us-east-1)")
-        if embedded and local_regions and region not in local_regions:
-            variable = "AWS_REGION" if env.get("AWS_REGION") else "AWS_DEFAULT_REGION"
+        if embedded and local_regions is not None and region not in local_regions():
             raise SettingsError(f"{variable}={region!r} is not a region the embedded moto knows (a typo?)")
         return cls(
             endpoint_url=endpoint,

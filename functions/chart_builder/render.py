@@ -187,7 +187,7 @@ def draw_chart(
     price marked, in the process's one chart figure (see _Canvas): valid until the next chart.
 
     mplfinance draws the price panel (candles, moving averages, style, UTC date axis) into axes
-    of our figure; the volume panel is our own (two paths, see _draw_volume), since mplfinance's
+    of our figure; the volume panel is our own (a few paths, see _draw_volume), since mplfinance's
     draws a patch per bar, which alone took longer than our whole per-chart budget.
     `show_nontrading` keeps the time axis true, so a missing bar shows as a gap; the axis spans
     the bars plus one bar's width each side, at most MAX_SPAN intervals (older candles are left

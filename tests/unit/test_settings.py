@@ -77,14 +77,14 @@ def test_a_region_the_embedded_moto_does_not_know_is_refused_by_name() -> None:
     known = regions_moto_serves()
     assert {"us-east-1", "eu-west-1", "cn-north-1", "us-gov-west-1"} <= known
     with pytest.raises(SettingsError, match="AWS_REGION='eu-wst-1' is not a region the embedded moto"):
-        Settings.from_environment({"AWS_REGION": "eu-wst-1"}, local_regions=known)
+        Settings.from_environment({"AWS_REGION": "eu-wst-1"}, local_regions=lambda: known)
     assert (
-        Settings.from_environment({"AWS_DEFAULT_REGION": "eu-west-1"}, local_regions=known).region
+        Settings.from_environment({"AWS_DEFAULT_REGION": "eu-west-1"}, local_regions=lambda: known).region
         == "eu-west-1"
     )
     # Elsewhere the endpoint, or AWS itself, answers for its own regions.
     endpoint = {"AWS_REGION": "eu-wst-1", "AWS_ENDPOINT_URL": "http://localhost:4567"}
-    assert Settings.from_environment(endpoint, local_regions=known).region == "eu-wst-1"
+    assert Settings.from_environment(endpoint, local_regions=lambda: known).region == "eu-wst-1"
 
 
 @pytest.mark.parametrize(
